@@ -1,0 +1,109 @@
+# iptv-billing: developer and CI entry points. `make help` lists the targets.
+# CI runs `bash .ci/run` (= `make test`) in a fresh clone, possibly on a fresh machine.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+# First interpreter on PATH that is Python >= 3.11 (override: make PYTHON=/path/to/python3.12).
+PYTHON    ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+                command -v $$p >/dev/null 2>&1 && \
+                $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && \
+                { command -v $$p; break; }; done)
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+# Test directories that exist (git does not keep empty directories).
+TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
+PYTEST_ARGS ?=
+BENCH_ARGS  ?= --subscriptions 100000
+# Where Debian's postgresql packages put their server binaries (one bin/ per major version).
+PG_LIBDIR   ?= /usr/lib/postgresql
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+
+.PHONY: help venv install run system-deps lint test bench clean distclean
+
+help:
+	@echo "make run          serve the API on http://$(HOST):$(PORT) (docs at /docs), demo data seeded"
+	@echo "make test         system deps + install + lint + the whole test suite (what CI runs)"
+	@echo "make install      create $(VENV) and install the project with its test extras"
+	@echo "make system-deps  install the Debian packages the tests need (postgresql)"
+	@echo "make lint         ruff check, ruff format --check, mypy"
+	@echo "make bench        example benchmark: iptv-billing bench billing-run $(BENCH_ARGS)"
+	@echo "make clean        remove caches and build artefacts (distclean: also $(VENV))"
+
+venv install: $(STAMP)
+
+# Re-run only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml
+	@if [ ! -x "$(BIN)/python" ]; then \
+	    if [ -z "$(PYTHON)" ]; then \
+	        echo "error: no Python >= 3.11 found on PATH (set PYTHON=/path/to/python3.11)" >&2; exit 1; \
+	    fi; \
+	    echo "creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version 2>&1))"; \
+	    $(PYTHON) -m venv $(VENV) || { \
+	        echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; \
+	        rm -rf $(VENV); exit 1; }; \
+	fi
+	$(BIN)/python -m pip install --quiet --progress-bar off --upgrade pip
+	$(BIN)/python -m pip install --progress-bar off -e '.[test]'
+	@touch $@
+
+run: install
+	exec $(BIN)/iptv-billing serve --host $(HOST) --port $(PORT) --seed-demo
+
+# PostgreSQL server binaries for tests/conftest.py (which starts its own throwaway server).
+system-deps:
+	@if ls $(PG_LIBDIR)/*/bin/pg_ctl >/dev/null 2>&1; then \
+	    echo "system-deps: PostgreSQL found: $$(ls -d $(PG_LIBDIR)/*/bin | sort -V | tail -n 1)"; \
+	    exit 0; \
+	fi; \
+	if [ "$$(id -u)" -eq 0 ]; then SUDO=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else \
+	    echo "error: PostgreSQL server binaries are missing and installing them needs root." >&2; \
+	    echo "       Run as root or with password-less sudo, or: apt-get install postgresql" >&2; \
+	    exit 1; \
+	fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "error: PostgreSQL server binaries are missing and apt-get is not available;" >&2; \
+	    echo "       install PostgreSQL >= 15 (initdb, pg_ctl) and set IPTV_BILLING_PG_BINDIR" >&2; \
+	    exit 1; \
+	fi; \
+	echo "system-deps: installing postgresql"; \
+	$$SUDO mkdir -p /etc/postgresql-common/createcluster.d; \
+	echo "create_main_cluster = false" | $$SUDO tee \
+	    /etc/postgresql-common/createcluster.d/50-iptv-billing.conf >/dev/null; \
+	$$SUDO apt-get update -q; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql; \
+	if command -v pg_lsclusters >/dev/null 2>&1; then \
+	    pg_lsclusters --no-header 2>/dev/null | while read -r ver name port status rest; do \
+	        if [ "$$status" = online ]; then $$SUDO pg_ctlcluster "$$ver" "$$name" stop || true; fi; \
+	    done; \
+	fi; \
+	ls $(PG_LIBDIR)/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	    echo "error: postgresql installed but no $(PG_LIBDIR)/*/bin/pg_ctl" >&2; exit 1; }
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+test: system-deps install lint
+	$(BIN)/pytest -p no:cacheprovider --durations=15 $(PYTEST_ARGS) $(TEST_DIRS)
+
+bench: install
+	$(BIN)/iptv-billing bench billing-run $(BENCH_ARGS)
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov
+	find src tests -depth -name '*.egg-info' -exec rm -rf {} + 2>/dev/null || true
+	find src tests -depth -name __pycache__ -type d -exec rm -rf {} + 2>/dev/null || true
+
+distclean: clean
+	rm -rf $(VENV)

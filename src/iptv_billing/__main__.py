@@ -1,0 +1,3 @@
+from iptv_billing.cli import main
+
+main()

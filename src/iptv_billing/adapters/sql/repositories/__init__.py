@@ -1,0 +1,29 @@
+"""SQL implementations of the repository protocols in ``services/ports.py``, one module per area."""
+
+from iptv_billing.adapters.sql.repositories.billing_runs import SqlBillingRunRepository
+from iptv_billing.adapters.sql.repositories.catalog import SqlCatalogRepository
+from iptv_billing.adapters.sql.repositories.customers import SqlCustomerRepository
+from iptv_billing.adapters.sql.repositories.invoices import SqlInvoiceRepository
+from iptv_billing.adapters.sql.repositories.journal import SqlJournalRepository
+from iptv_billing.adapters.sql.repositories.payments import SqlPaymentRepository
+from iptv_billing.adapters.sql.repositories.subscriptions import SqlSubscriptionRepository
+from iptv_billing.adapters.sql.repositories.tenants import (
+    SqlApiKeyRepository,
+    SqlIdempotencyRepository,
+    SqlTenantRepository,
+)
+from iptv_billing.adapters.sql.repositories.wallets import SqlWalletRepository
+
+__all__ = [
+    "SqlApiKeyRepository",
+    "SqlBillingRunRepository",
+    "SqlCatalogRepository",
+    "SqlCustomerRepository",
+    "SqlIdempotencyRepository",
+    "SqlInvoiceRepository",
+    "SqlJournalRepository",
+    "SqlPaymentRepository",
+    "SqlSubscriptionRepository",
+    "SqlTenantRepository",
+    "SqlWalletRepository",
+]

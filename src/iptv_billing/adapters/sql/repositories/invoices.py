@@ -1,0 +1,253 @@
+"""Invoices with their lines, gapless numbering, and the queries dunning and reports need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select
+
+from iptv_billing.adapters.sql.repositories._common import (
+    INVOICE_LINES,
+    INVOICE_SEQUENCES,
+    INVOICES,
+    chunked,
+    from_db,
+    insert_ignoring,
+    is_postgresql,
+    opt_to_db,
+    page,
+    to_db,
+    to_record,
+    to_values,
+    unindexed,
+)
+from iptv_billing.domain.errors import InvariantViolated, NotFound
+from iptv_billing.domain.invoice import InvoiceLine, LineKind
+from iptv_billing.domain.money import Money
+from iptv_billing.domain.periods import Period
+from iptv_billing.services.records import InvoiceRecord, Page
+
+_NOT_COLUMNS = frozenset({"lines"})
+_FIXED = frozenset({"id", "tenant_id", "customer_id", "created_at", "lines"})
+# Statuses in which an invoice can still be owed money (see InvoiceRecord.amount_due_minor).
+_OWED = ("finalized", "uncollectible")
+
+
+def _invoice(row: Row[Any]) -> InvoiceRecord:
+    return to_record(InvoiceRecord, row)
+
+
+def _line_rows(invoice: InvoiceRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "invoice_id": invoice.id,
+            "tenant_id": invoice.tenant_id,
+            "position": position,
+            "kind": line.kind.value,
+            "description": line.description,
+            "quantity": line.quantity,
+            "unit_amount_minor": line.unit_amount.minor,
+            "amount_minor": line.amount.minor,
+            "period_start": opt_to_db(line.period.start) if line.period else None,
+            "period_end": opt_to_db(line.period.end) if line.period else None,
+        }
+        for position, line in enumerate(invoice.lines)
+    ]
+
+
+def _line(row: Row[Any], currency: str) -> InvoiceLine:
+    period = None
+    if row.period_start is not None and row.period_end is not None:
+        period = Period(from_db(row.period_start), from_db(row.period_end))
+    return InvoiceLine(
+        kind=LineKind(row.kind),
+        description=row.description,
+        quantity=row.quantity,
+        unit_amount=Money.from_minor(row.unit_amount_minor, currency),
+        amount=Money.from_minor(row.amount_minor, currency),
+        period=period,
+    )
+
+
+class SqlInvoiceRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add_many(self, invoices: Sequence[InvoiceRecord]) -> int:
+        """One executemany for the invoices, one for the lines of those that landed.
+
+        ON CONFLICT on (subscription_id, cycle_start) skips a cycle invoiced already, even by
+        a concurrent run. No RETURNING: it would turn psycopg's pipelined executemany into
+        huge multi-row statements, about three times slower; the summed row count says
+        whether anything was skipped, and only then are the landed ids looked up.
+        """
+        if not invoices:
+            return 0
+        statement = insert_ignoring(self._c, INVOICES, ("subscription_id", "cycle_start"))
+        rows = [to_values(invoice, exclude=_NOT_COLUMNS) for invoice in invoices]
+        inserted = self._c.execute(statement.execution_options(preserve_rowcount=True), rows)
+        count = inserted.rowcount
+        landed = invoices if count == len(invoices) else self._present(invoices)
+        lines = [row for invoice in landed for row in _line_rows(invoice)]
+        if lines:
+            self._c.execute(INVOICE_LINES.insert(), lines)
+        return count
+
+    def _present(self, invoices: Sequence[InvoiceRecord]) -> list[InvoiceRecord]:
+        """The invoices whose ids are stored (ids are fresh: stored now means inserted now)."""
+        found: set[str] = set()
+        for part in chunked([invoice.id for invoice in invoices]):
+            found.update(
+                self._c.execute(select(INVOICES.c.id).where(INVOICES.c.id.in_(part))).scalars()
+            )
+        return [invoice for invoice in invoices if invoice.id in found]
+
+    def get(
+        self, tenant_id: str, invoice_id: str, *, for_update: bool = False
+    ) -> InvoiceRecord | None:
+        query = select(INVOICES).where(
+            INVOICES.c.tenant_id == tenant_id, INVOICES.c.id == invoice_id
+        )
+        if for_update and is_postgresql(self._c):
+            query = query.with_for_update()
+        row = self._c.execute(query).first()
+        if row is None:
+            return None
+        lines = self._c.execute(
+            select(INVOICE_LINES)
+            .where(INVOICE_LINES.c.invoice_id == invoice_id)
+            .order_by(INVOICE_LINES.c.position)
+        )
+        return to_record(
+            InvoiceRecord, row, lines=tuple(_line(line, row.currency) for line in lines)
+        )
+
+    def update(self, invoice: InvoiceRecord) -> None:
+        """Write the header (status, number, amounts, dates); lines are fixed at insert."""
+        result = self._c.execute(
+            INVOICES.update()
+            .where(INVOICES.c.tenant_id == invoice.tenant_id, INVOICES.c.id == invoice.id)
+            .values(to_values(invoice, exclude=_FIXED))
+        )
+        if result.rowcount != 1:
+            raise NotFound("invoice.not_found", f"no invoice {invoice.id}")
+
+    def list(
+        self,
+        tenant_id: str,
+        limit: int,
+        after: str | None,
+        customer_id: str | None = None,
+        status: str | None = None,
+        subscription_id: str | None = None,
+    ) -> Page[InvoiceRecord]:
+        query = select(INVOICES).where(INVOICES.c.tenant_id == tenant_id)
+        for column, value in (
+            (INVOICES.c.customer_id, customer_id),
+            (INVOICES.c.status, status),
+            (INVOICES.c.subscription_id, subscription_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        return page(self._c, query, INVOICES, limit, after, _invoice)
+
+    def existing_cycles(self, subscription_ids: Sequence[str]) -> set[tuple[str, datetime]]:
+        found: set[tuple[str, datetime]] = set()
+        for part in chunked(subscription_ids):
+            query = select(INVOICES.c.subscription_id, INVOICES.c.cycle_start).where(
+                INVOICES.c.subscription_id.in_(part), INVOICES.c.cycle_start.is_not(None)
+            )
+            found.update((sub, from_db(start)) for sub, start in self._c.execute(query))
+        return found
+
+    def take_numbers(self, tenant_id: str, series: str, count: int) -> int:
+        """The sequence row's lock (held to commit) serializes finalizations in a series, so a
+        rolled-back finalization returns its numbers and numbering stays gapless."""
+        if count < 1:
+            raise InvariantViolated(f"take_numbers needs a positive count, not {count}")
+        key = {"tenant_id": tenant_id, "series": series}
+        create = insert_ignoring(self._c, INVOICE_SEQUENCES, ("tenant_id", "series"))
+        self._c.execute(create, {**key, "next_number": 1})
+        bump = (
+            INVOICE_SEQUENCES.update()
+            .where(INVOICE_SEQUENCES.c.tenant_id == tenant_id, INVOICE_SEQUENCES.c.series == series)
+            .values(next_number=INVOICE_SEQUENCES.c.next_number + count)
+            .returning(INVOICE_SEQUENCES.c.next_number)
+        )
+        next_free = int(self._c.execute(bump).scalar_one())
+        return next_free - count
+
+    def oldest_unpaid_due(
+        self, tenant_id: str, subscription_ids: Sequence[str]
+    ) -> dict[str, datetime]:
+        """Per subscription, the earliest due date of a finalized invoice not fully paid."""
+        result: dict[str, datetime] = {}
+        for part in chunked(subscription_ids):
+            query = (
+                select(INVOICES.c.subscription_id, func.min(INVOICES.c.due_at))
+                .where(
+                    unindexed(self._c, INVOICES.c.tenant_id) == tenant_id,
+                    INVOICES.c.subscription_id.in_(part),
+                    INVOICES.c.status == "finalized",
+                    INVOICES.c.amount_paid_minor < INVOICES.c.total_minor,
+                    INVOICES.c.due_at.is_not(None),
+                )
+                .group_by(INVOICES.c.subscription_id)
+            )
+            result.update((sub, from_db(due)) for sub, due in self._c.execute(query))
+        return result
+
+    def overdue_subscriptions(
+        self, tenant_id: str, due_before: datetime, after: str | None, limit: int
+    ) -> Sequence[tuple[str, datetime]]:
+        """(subscription id, oldest due date) where a finalized invoice is unpaid and was due
+        before ``due_before``; keyset-paged by subscription id."""
+        oldest = func.min(INVOICES.c.due_at)
+        query = select(INVOICES.c.subscription_id, oldest).where(
+            INVOICES.c.tenant_id == tenant_id,
+            INVOICES.c.subscription_id.is_not(None),
+            INVOICES.c.status == "finalized",
+            INVOICES.c.amount_paid_minor < INVOICES.c.total_minor,
+            INVOICES.c.due_at < to_db(due_before),
+        )
+        if after is not None:
+            query = query.where(INVOICES.c.subscription_id > after)
+        query = query.group_by(INVOICES.c.subscription_id).order_by(INVOICES.c.subscription_id)
+        return [(sub, from_db(due)) for sub, due in self._c.execute(query.limit(limit))]
+
+    def open_for_customer(self, tenant_id: str, customer_id: str) -> Sequence[InvoiceRecord]:
+        """Invoices still owed money, oldest due first (the order payments are applied in);
+        without lines, as in ``list``."""
+        query = (
+            select(INVOICES)
+            .where(
+                INVOICES.c.tenant_id == tenant_id,
+                INVOICES.c.customer_id == customer_id,
+                INVOICES.c.status.in_(_OWED),
+                INVOICES.c.amount_paid_minor < INVOICES.c.total_minor,
+            )
+            .order_by(INVOICES.c.due_at.asc().nulls_last(), INVOICES.c.created_at, INVOICES.c.id)
+        )
+        return [_invoice(row) for row in self._c.execute(query)]
+
+    def totals_by_currency(self, tenant_id: str) -> dict[str, dict[str, int]]:
+        query = (
+            select(INVOICES.c.status, INVOICES.c.currency, func.sum(INVOICES.c.total_minor))
+            .where(INVOICES.c.tenant_id == tenant_id)
+            .group_by(INVOICES.c.status, INVOICES.c.currency)
+        )
+        totals: dict[str, dict[str, int]] = {}
+        for status, currency, amount in self._c.execute(query):
+            # SUM(bigint) is NUMERIC (a Decimal) on PostgreSQL.
+            totals.setdefault(status, {})[currency] = int(amount)
+        return totals
+
+    def count_by_status(self, tenant_id: str) -> dict[str, int]:
+        query = (
+            select(INVOICES.c.status, func.count())
+            .where(INVOICES.c.tenant_id == tenant_id)
+            .group_by(INVOICES.c.status)
+        )
+        return {status: int(count) for status, count in self._c.execute(query)}

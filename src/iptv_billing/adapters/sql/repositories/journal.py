@@ -1,0 +1,96 @@
+"""The double-entry journal: append-only entries and their postings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select
+
+from iptv_billing.adapters.sql.repositories._common import (
+    JOURNAL_ENTRIES,
+    JOURNAL_POSTINGS,
+    to_db,
+)
+from iptv_billing.domain.journal import JournalEntry, Posting
+from iptv_billing.domain.money import Money
+
+
+class SqlJournalRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(
+        self, tenant_id: str, entries: Sequence[tuple[str, JournalEntry, str | None]], at: datetime
+    ) -> None:
+        if not entries:
+            return
+        created_at = to_db(at)
+        heads = [
+            {
+                "id": entry_id,
+                "tenant_id": tenant_id,
+                "kind": entry.kind,
+                "memo": entry.memo,
+                "reference_id": reference_id,
+                "created_at": created_at,
+            }
+            for entry_id, entry, reference_id in entries
+        ]
+        postings = [
+            {
+                "entry_id": entry_id,
+                "tenant_id": tenant_id,
+                "account": posting.account,
+                "currency": posting.amount.code,
+                "amount_minor": posting.amount.minor,
+            }
+            for entry_id, entry, _reference in entries
+            for posting in entry.postings
+        ]
+        self._c.execute(JOURNAL_ENTRIES.insert(), heads)
+        self._c.execute(JOURNAL_POSTINGS.insert(), postings)
+
+    def entries_for(self, tenant_id: str, reference_id: str) -> Sequence[JournalEntry]:
+        """Entries about ``reference_id`` in the order they were written."""
+        heads = self._c.execute(
+            select(JOURNAL_ENTRIES.c.id, JOURNAL_ENTRIES.c.kind, JOURNAL_ENTRIES.c.memo)
+            .where(
+                JOURNAL_ENTRIES.c.tenant_id == tenant_id,
+                JOURNAL_ENTRIES.c.reference_id == reference_id,
+            )
+            .order_by(JOURNAL_ENTRIES.c.created_at, JOURNAL_ENTRIES.c.id)
+        ).all()
+        if not heads:
+            return []
+        postings: dict[str, list[Posting]] = {head.id: [] for head in heads}
+        rows = self._c.execute(
+            select(JOURNAL_POSTINGS)
+            .where(JOURNAL_POSTINGS.c.entry_id.in_(list(postings)))
+            .order_by(JOURNAL_POSTINGS.c.id)
+        )
+        for row in rows:
+            amount = Money.from_minor(row.amount_minor, row.currency)
+            postings[row.entry_id].append(Posting(row.account, amount))
+        return [JournalEntry(head.kind, tuple(postings[head.id]), head.memo) for head in heads]
+
+    def account_balance(self, tenant_id: str, account: str, currency: str) -> int:
+        total = self._c.execute(
+            select(func.coalesce(func.sum(JOURNAL_POSTINGS.c.amount_minor), 0)).where(
+                JOURNAL_POSTINGS.c.tenant_id == tenant_id,
+                JOURNAL_POSTINGS.c.account == account,
+                JOURNAL_POSTINGS.c.currency == currency,
+            )
+        ).scalar_one()
+        return int(total)  # SUM(bigint) is NUMERIC (a Decimal) on PostgreSQL
+
+    def imbalances(self, tenant_id: str) -> Sequence[tuple[str, str, int]]:
+        total = func.sum(JOURNAL_POSTINGS.c.amount_minor)
+        query = (
+            select(JOURNAL_POSTINGS.c.entry_id, JOURNAL_POSTINGS.c.currency, total)
+            .where(JOURNAL_POSTINGS.c.tenant_id == tenant_id)
+            .group_by(JOURNAL_POSTINGS.c.entry_id, JOURNAL_POSTINGS.c.currency)
+            .having(total != 0)
+            .order_by(JOURNAL_POSTINGS.c.entry_id, JOURNAL_POSTINGS.c.currency)
+        )
+        return [(entry_id, code, int(amount)) for entry_id, code, amount in self._c.execute(query)]

@@ -1,0 +1,367 @@
+"""The schema. Every business row carries ``tenant_id``, the natural shard key.
+
+Money is stored as integer minor units (BIGINT) beside a CHAR(3) currency; invariants that
+must never break are CHECK, UNIQUE and FOREIGN KEY constraints, not only checks in code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = String(40)
+Code = String(64)
+Currency = String(3)
+Moment = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+SUBSCRIPTION_STATUSES = (
+    "trialing",
+    "active",
+    "past_due",
+    "paused",
+    "suspended",
+    "cancelled",
+    "expired",
+)
+INVOICE_STATUSES = ("draft", "finalized", "paid", "void", "uncollectible")
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "refunded")
+PAYMENT_METHODS = ("manual", "bank_transfer", "card", "wallet")
+SCOPES = ("admin", "read_only", "integration")
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    default_currency: Mapped[str] = mapped_column(Currency)
+    invoice_prefix: Mapped[str] = mapped_column(String(20), default="INV-")
+    # A test clock: when set, this tenant's "now" is this frozen instant (Stripe-style).
+    test_clock_now: Mapped[datetime | None] = mapped_column(Moment)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(_in("scope", SCOPES), name="scope"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    revoked_at: Mapped[datetime | None] = mapped_column(Moment)
+
+
+class IdempotencyRecord(Base):
+    """First response to a POST, replayed for the same key; scoped per tenant."""
+
+    __tablename__ = "idempotency_records"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)  # NULL while in progress
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code: Mapped[str] = mapped_column(Code)
+    name: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int] = mapped_column(Integer)
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class Package(Base):
+    __tablename__ = "packages"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code: Mapped[str] = mapped_column(Code)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class PackageChannel(Base):
+    __tablename__ = "package_channels"
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.id"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code: Mapped[str] = mapped_column(Code)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class TermsVersion(Base):
+    """An immutable, content-addressed plan version (the billing terms document)."""
+
+    __tablename__ = "terms_versions"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "version"),
+        UniqueConstraint("tenant_id", "terms_hash"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    terms_hash: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)  # canonical JSON; its SHA-256 is terms_hash
+    effective_from: Mapped[datetime] = mapped_column(Moment)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("active", "closed")), name="status"),
+        CheckConstraint(
+            _in("collection_method", ("charge_wallet", "send_invoice")), name="collection"
+        ),
+        Index("ix_customers_tenant_email", "tenant_id", "email"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    country: Mapped[str | None] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(Currency)
+    language: Mapped[str] = mapped_column(String(35), default="en")
+    tax_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    collection_method: Mapped[str] = mapped_column(String(20), default="send_invoice")
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name="status"),
+        CheckConstraint("current_period_end > current_period_start", name="period_order"),
+        Index("ix_subscriptions_due", "tenant_id", "current_period_end", "id"),
+        Index("ix_subscriptions_customer", "tenant_id", "customer_id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
+    terms_id: Mapped[str] = mapped_column(ForeignKey("terms_versions.id"))
+    terms_hash: Mapped[str] = mapped_column(String(64))
+    pending_terms_id: Mapped[str | None] = mapped_column(ForeignKey("terms_versions.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(Currency)
+    anchor: Mapped[datetime] = mapped_column(Moment)
+    period_index: Mapped[int] = mapped_column(Integer)
+    current_period_start: Mapped[datetime] = mapped_column(Moment)
+    current_period_end: Mapped[datetime] = mapped_column(Moment)
+    trial_end: Mapped[datetime | None] = mapped_column(Moment)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    addons: Mapped[str] = mapped_column(Text, default="[]")  # JSON [[code, quantity], ...]
+    paused_at: Mapped[datetime | None] = mapped_column(Moment)
+    ended_at: Mapped[datetime | None] = mapped_column(Moment)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint(_in("status", INVOICE_STATUSES), name="status"),
+        CheckConstraint("amount_paid_minor >= 0", name="paid_non_negative"),
+        CheckConstraint("number IS NULL OR status <> 'draft'", name="numbered_when_final"),
+        # The backstop that makes a rerun of a billing run harmless.
+        UniqueConstraint("subscription_id", "cycle_start", name="uq_invoices_cycle"),
+        UniqueConstraint("tenant_id", "series", "number", name="uq_invoices_number"),
+        Index("ix_invoices_tenant_status", "tenant_id", "status", "due_at"),
+        Index("ix_invoices_customer", "tenant_id", "customer_id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    subscription_id: Mapped[str | None] = mapped_column(ForeignKey("subscriptions.id"))
+    terms_hash: Mapped[str | None] = mapped_column(String(64))
+    billing_reason: Mapped[str] = mapped_column(String(40))
+    cycle_start: Mapped[datetime | None] = mapped_column(Moment)  # set for cycle invoices only
+    series: Mapped[str] = mapped_column(String(20))
+    number: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(Currency)
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    amount_paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    period_start: Mapped[datetime | None] = mapped_column(Moment)
+    period_end: Mapped[datetime | None] = mapped_column(Moment)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    finalized_at: Mapped[datetime | None] = mapped_column(Moment)
+    due_at: Mapped[datetime | None] = mapped_column(Moment)
+    paid_at: Mapped[datetime | None] = mapped_column(Moment)
+    voided_at: Mapped[datetime | None] = mapped_column(Moment)
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "position"),
+        CheckConstraint("quantity >= 0", name="quantity_non_negative"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(30))
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[datetime | None] = mapped_column(Moment)
+    period_end: Mapped[datetime | None] = mapped_column(Moment)
+
+
+class InvoiceSequence(Base):
+    """Next number per series; bumped in the finalizing transaction, so numbering is gapless."""
+
+    __tablename__ = "invoice_sequences"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    series: Mapped[str] = mapped_column(String(20), primary_key=True)
+    next_number: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+class Wallet(Base):
+    __tablename__ = "wallets"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "currency"),
+        CheckConstraint("balance_minor >= 0", name="never_negative"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(Currency)
+    balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class JournalEntry(Base):
+    __tablename__ = "journal_entries"
+    __table_args__ = (Index("ix_journal_reference", "tenant_id", "reference_id"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    memo: Mapped[str] = mapped_column(String(500), default="")
+    reference_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class JournalPosting(Base):
+    __tablename__ = "journal_postings"
+    __table_args__ = (
+        CheckConstraint("amount_minor <> 0", name="non_zero"),
+        Index("ix_postings_account", "tenant_id", "account", "currency"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("journal_entries.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    account: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str] = mapped_column(Currency)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint(_in("status", PAYMENT_STATUSES), name="status"),
+        CheckConstraint(_in("method", PAYMENT_METHODS), name="method"),
+        CheckConstraint("amount_minor > 0", name="positive"),
+        UniqueConstraint("tenant_id", "provider_idempotency_key"),
+        Index("ix_payments_customer", "tenant_id", "customer_id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"))
+    method: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(Currency)
+    applied_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    excess_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    provider: Mapped[str | None] = mapped_column(String(40))
+    provider_payment_id: Mapped[str | None] = mapped_column(String(100))
+    provider_idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    failure_code: Mapped[str | None] = mapped_column(String(60))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class BillingRun(Base):
+    __tablename__ = "billing_runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("running", "completed", "failed")), name="status"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    as_of: Mapped[datetime] = mapped_column(Moment)
+    started_at: Mapped[datetime] = mapped_column(Moment)
+    finished_at: Mapped[datetime | None] = mapped_column(Moment)
+    subscriptions_seen: Mapped[int] = mapped_column(Integer, default=0)
+    invoices_created: Mapped[int] = mapped_column(Integer, default=0)
+    transitions: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BillingRunFailure(Base):
+    __tablename__ = "billing_run_failures"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("billing_runs.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    subscription_id: Mapped[str] = mapped_column(String(40))
+    code: Mapped[str] = mapped_column(String(80))
+    message: Mapped[str] = mapped_column(String(1000))

@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app, problem+json errors, API keys, idempotency and pagination."""

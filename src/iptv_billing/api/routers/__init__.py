@@ -1,0 +1,30 @@
+"""Resource routers, included by ``create_app`` in this order.
+
+Build each with ``APIRouter(route_class=IdempotentRoute)`` (``create_app`` refuses POST routes
+of any other class) and declare access with ``AdminWrite`` / ``ReadAccess`` /
+``IntegrationAccess`` from ``api.deps``; ``routers/tenants.py`` is the example to follow.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from iptv_billing.api.routers import (
+    billing,
+    catalog,
+    customers,
+    invoices,
+    payments,
+    subscriptions,
+    tenants,
+)
+
+ROUTERS: list[APIRouter] = [
+    tenants.router,
+    catalog.router,
+    customers.router,
+    subscriptions.router,
+    invoices.router,
+    payments.router,
+    billing.router,
+]

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``iptv-billing bench NAME``; each returns one JSON-able dict of figures."""

@@ -1,0 +1,58 @@
+"""Wiring: build the runtime (database, clock, ids, payment provider) and the web app.
+
+The composition root: the only module that knows every concrete adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from iptv_billing.adapters.payments.test_provider import TestCardProvider
+from iptv_billing.adapters.sql.uow import Database, open_database
+from iptv_billing.config import Settings
+from iptv_billing.services.clock import Clock, SystemClock
+from iptv_billing.services.ids import IdGenerator, TimeOrderedIds
+from iptv_billing.services.providers import PaymentProvider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    database: Database
+    clock: Clock
+    ids: IdGenerator
+    payment_provider: PaymentProvider
+
+
+def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    database = open_database(settings.database_url, migrate=True)
+    return Runtime(database, clock, TimeOrderedIds(clock), TestCardProvider(clock))
+
+
+def build_app(runtime: Runtime) -> FastAPI:
+    from iptv_billing.api.app import create_app
+    from iptv_billing.api.deps import AppServices
+
+    app = create_app(AppServices(runtime.database, runtime.ids, runtime.clock))
+    app.state.payment_provider = runtime.payment_provider
+    return app
+
+
+def seed_demo_if_empty(runtime: Runtime, settings: Settings, say: Callable[[str], None]) -> None:
+    """On first start of the embedded default, give the operator something to look at."""
+    from iptv_billing.services.demo import DemoSeeder
+
+    with runtime.database.uow(read_only=True) as uow:
+        if uow.tenants.list():
+            return
+    say("empty database: seeding the demo operator (about a minute)…")
+    seeder = DemoSeeder(runtime.database.uow, runtime.clock, runtime.ids)
+    result = seeder.seed(api_key=settings.demo_api_key, progress=lambda m: say(f"demo: {m}"))
+    say(f"demo tenant {result.tenant_id}; admin API key: {result.api_key}")
+    say("try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/v1/customers")

@@ -1,0 +1,243 @@
+"""The ``iptv-billing`` command: serve, demo, bill, db, tenant, clock, bench."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from iptv_billing.config import Settings
+
+app = typer.Typer(help="Verifiable billing for IPTV operators.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Operators (tenants) and their API keys.", no_args_is_help=True)
+clock_app = typer.Typer(help="A tenant's test clock.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks; each prints one JSON line.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(clock_app, name="clock")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="SQLAlchemy URL; env IPTV_BILLING_DATABASE_URL")
+]
+TenantId = Annotated[str, typer.Option("--tenant", help="tenant id (ten_…)")]
+
+
+def _settings(database_url: str | None) -> Settings:
+    settings = Settings()
+    if database_url:
+        settings.database_url = database_url
+    return settings
+
+
+def _open(database_url: str | None) -> Any:
+    from iptv_billing.bootstrap import open_runtime
+
+    return open_runtime(_settings(database_url))
+
+
+@app.command()
+def serve(
+    database_url: DatabaseUrl = None,
+    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+    seed_demo: Annotated[bool, typer.Option(help="seed the demo operator if empty")] = False,
+) -> None:
+    """Serve the API (migrating the database first)."""
+    import uvicorn
+
+    from iptv_billing.bootstrap import build_app, seed_demo_if_empty
+
+    settings = _settings(database_url)
+    runtime = _open(database_url)
+    if seed_demo:
+        seed_demo_if_empty(runtime, settings, console.print)
+    uvicorn.run(
+        build_app(runtime),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+    )
+
+
+@app.command()
+def demo(
+    database_url: DatabaseUrl = None,
+    subscribers: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    days: Annotated[int, typer.Option(min=1, max=3660, help="days of billing to simulate")] = 92,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+) -> None:
+    """Seed a realistic demo operator, run three months of billing, print a summary."""
+    from iptv_billing.services.demo import DemoSeeder, summarize
+
+    runtime = _open(database_url)
+    seeder = DemoSeeder(runtime.database.uow, runtime.clock, runtime.ids, seed=seed)
+    with console.status("seeding…") as status:
+        result = seeder.seed(
+            subscribers,
+            days,
+            Settings().demo_api_key,
+            progress=lambda m: status.update(f"demo: {m}"),
+        )
+    with runtime.database.uow(read_only=True) as uow:
+        summary = summarize(uow, result.tenant_id)
+    _print_summary(result.tenant_id, result.api_key, summary)
+
+
+def _print_summary(tenant_id: str, api_key: str, summary: dict[str, Any]) -> None:
+    console.print(f"[bold]Demo tenant[/bold] {tenant_id}   admin API key: [bold]{api_key}[/bold]")
+    for title, values in summary.items():
+        table = Table(title=title.replace("_", " "), show_header=False, title_justify="left")
+        for key, value in values.items():
+            table.add_row(str(key), json.dumps(value) if isinstance(value, dict) else str(value))
+        console.print(table)
+
+
+@app.command()
+def bill(
+    tenant: TenantId,
+    database_url: DatabaseUrl = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+) -> None:
+    """Run billing for a tenant up to its clock's now (safe to repeat)."""
+    from iptv_billing.services.billing_run import BillingRunner
+
+    runtime = _open(database_url)
+    runner = BillingRunner(runtime.database.uow, runtime.clock, runtime.ids, batch_size=batch_size)
+    columns = (TextColumn("renewing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("renew", total=None)
+        run = runner.run(tenant, progress=lambda n: progress.advance(task, n))
+    console.print_json(
+        json.dumps(
+            {
+                "id": run.id,
+                "as_of": run.as_of.isoformat(),
+                "subscriptions": run.subscriptions_seen,
+                "invoices": run.invoices_created,
+                "transitions": run.transitions,
+                "failures": run.failures,
+            }
+        )
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Create or migrate the schema to the newest revision."""
+    from iptv_billing.adapters.sql.migrate import upgrade_database
+
+    upgrade_database(_settings(database_url).database_url)
+    console.print("database is at the newest revision")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Option()],
+    timezone: Annotated[str, typer.Option()] = "UTC",
+    currency: Annotated[str, typer.Option()] = "EUR",
+    invoice_prefix: Annotated[str, typer.Option()] = "INV-",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an operator and print its first admin API key (shown once)."""
+    from iptv_billing.services import access
+
+    runtime = _open(database_url)
+    with runtime.database.uow() as uow:
+        tenant = access.create_tenant(
+            uow, runtime.ids, runtime.clock, name, timezone, currency, invoice_prefix
+        )
+        _, secret = access.issue_api_key(
+            uow, runtime.ids, runtime.clock, tenant.id, "admin", "admin"
+        )
+        uow.commit()
+    console.print_json(json.dumps({"tenant_id": tenant.id, "admin_api_key": secret}))
+
+
+@clock_app.command("show")
+def clock_show(tenant: TenantId, database_url: DatabaseUrl = None) -> None:
+    runtime = _open(database_url)
+    with runtime.database.uow(read_only=True) as uow:
+        record = uow.tenants.get(tenant)
+    if record is None:
+        raise typer.BadParameter(f"no tenant {tenant}")
+    frozen = record.test_clock_now
+    console.print_json(
+        json.dumps(
+            {"frozen": frozen is not None, "now": (frozen or runtime.clock.now()).isoformat()}
+        )
+    )
+
+
+@clock_app.command("freeze")
+def clock_freeze(
+    tenant: TenantId, at: Annotated[datetime, typer.Option()], database_url: DatabaseUrl = None
+) -> None:
+    """Freeze the tenant's clock at AT (ISO 8601 with offset)."""
+    from iptv_billing.services import test_clocks
+
+    _clock_change(database_url, lambda uow: test_clocks.freeze(uow, tenant, _aware(at)))
+
+
+@clock_app.command("advance")
+def clock_advance(
+    tenant: TenantId,
+    to: Annotated[datetime, typer.Option()],
+    database_url: DatabaseUrl = None,
+    run_billing: Annotated[bool, typer.Option(help="bill at the new time")] = True,
+) -> None:
+    """Advance the tenant's frozen clock to TO and run billing there."""
+    from iptv_billing.services import test_clocks
+    from iptv_billing.services.billing_run import BillingRunner
+
+    runtime = _clock_change(
+        database_url, lambda uow: test_clocks.advance_to(uow, tenant, _aware(to))
+    )
+    if run_billing:
+        run = BillingRunner(runtime.database.uow, runtime.clock, runtime.ids).run(tenant)
+        console.print(f"billing run {run.id}: {run.invoices_created} invoices")
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give the time with a UTC offset, e.g. 2026-03-01T00:00:00+00:00")
+    return moment
+
+
+def _clock_change(database_url: str | None, change: Any) -> Any:
+    from iptv_billing.domain.errors import BillingError
+
+    runtime = _open(database_url)
+    with runtime.database.uow() as uow:
+        try:
+            now = change(uow)
+        except BillingError as error:
+            console.print(f"[red]{error.code}[/red]: {error.message}")
+            raise typer.Exit(2) from None
+        uow.commit()
+    console.print(f"test clock now {now.isoformat()}")
+    return runtime
+
+
+@bench_app.command("billing-run")
+def bench_billing_run(
+    subscriptions: Annotated[int, typer.Option(min=1)] = 100_000,
+    database_url: DatabaseUrl = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 2000,
+) -> None:
+    """Seed N due subscriptions in a fresh tenant, renew them all, print one JSON line."""
+    from iptv_billing.bench.billing_run import run_benchmark
+
+    url = database_url or "sqlite:///./bench-billing.db"
+    print(json.dumps(run_benchmark(url, subscriptions, batch_size)))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,206 @@
+"""What the services read and write through the ports: plain frozen records.
+
+Domain value objects (``BillingTerms``, ``SubscriptionState``) carry the rules; these records add
+the identities and bookkeeping fields that storage and the API need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from iptv_billing.domain.invoice import InvoiceLine
+from iptv_billing.domain.subscription import SubscriptionState
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    id: str
+    name: str
+    timezone: str
+    default_currency: str
+    invoice_prefix: str
+    test_clock_now: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: str
+    tenant_id: str
+    name: str
+    scope: str
+    key_hash: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyEntry:
+    tenant_id: str
+    key: str
+    method: str
+    path: str
+    request_hash: str
+    status_code: int | None
+    response_body: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    id: str
+    tenant_id: str
+    code: str
+    name: str
+    number: int
+    logo_url: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRecord:
+    id: str
+    tenant_id: str
+    code: str
+    name: str
+    channel_ids: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    id: str
+    tenant_id: str
+    code: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TermsRecord:
+    id: str
+    tenant_id: str
+    plan_id: str
+    version: int
+    terms_hash: str
+    document: str
+    effective_from: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    id: str
+    tenant_id: str
+    name: str
+    email: str
+    country: str | None
+    currency: str
+    language: str
+    tax_id: str | None
+    status: str
+    collection_method: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    id: str
+    tenant_id: str
+    customer_id: str
+    plan_id: str
+    terms_id: str
+    pending_terms_id: str | None
+    state: SubscriptionState
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRecord:
+    id: str
+    tenant_id: str
+    customer_id: str
+    subscription_id: str | None
+    terms_hash: str | None
+    billing_reason: str
+    cycle_start: datetime | None
+    series: str
+    number: int | None
+    status: str
+    currency: str
+    subtotal_minor: int
+    total_minor: int
+    amount_paid_minor: int
+    period_start: datetime | None
+    period_end: datetime | None
+    created_at: datetime
+    finalized_at: datetime | None = None
+    due_at: datetime | None = None
+    paid_at: datetime | None = None
+    voided_at: datetime | None = None
+    lines: tuple[InvoiceLine, ...] = field(default=())
+
+    @property
+    def amount_due_minor(self) -> int:
+        if self.status not in ("finalized", "uncollectible"):
+            return 0
+        return max(self.total_minor - self.amount_paid_minor, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class WalletRecord:
+    id: str
+    tenant_id: str
+    customer_id: str
+    currency: str
+    balance_minor: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    id: str
+    tenant_id: str
+    customer_id: str
+    invoice_id: str | None
+    method: str
+    status: str
+    amount_minor: int
+    currency: str
+    applied_minor: int
+    excess_minor: int
+    provider: str | None
+    provider_payment_id: str | None
+    provider_idempotency_key: str | None
+    failure_code: str | None
+    reference: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BillingRunRecord:
+    id: str
+    tenant_id: str
+    status: str
+    as_of: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    subscriptions_seen: int
+    invoices_created: int
+    transitions: int
+    failures: int
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    has_more: bool

@@ -1,0 +1,48 @@
+"""Test clocks, as Stripe's: a tenant freezes its time, then advances it, and everything that
+falls due in between (renewals, trial ends, dunning) happens, so a year passes in seconds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from iptv_billing.domain.errors import Conflict, InvalidInput, NotFound
+from iptv_billing.services.ports import UnitOfWork
+from iptv_billing.services.records import TenantRecord
+
+MAX_ADVANCE = timedelta(days=3 * 366)
+
+
+def _tenant(uow: UnitOfWork, tenant_id: str) -> TenantRecord:
+    tenant = uow.tenants.get(tenant_id)
+    if tenant is None:
+        raise NotFound("tenant.not_found", f"no tenant {tenant_id}")
+    return tenant
+
+
+def freeze(uow: UnitOfWork, tenant_id: str, at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise InvalidInput("time.naive_datetime", "give the time with a UTC offset")
+    tenant = _tenant(uow, tenant_id)
+    if tenant.test_clock_now is not None and at < tenant.test_clock_now:
+        raise Conflict("clock.backwards", "a test clock only moves forward")
+    uow.tenants.set_test_clock(tenant_id, at)
+    return at
+
+
+def advance_to(uow: UnitOfWork, tenant_id: str, to: datetime) -> datetime:
+    tenant = _tenant(uow, tenant_id)
+    if tenant.test_clock_now is None:
+        raise Conflict("clock.not_frozen", "freeze the tenant's clock first")
+    if to.tzinfo is None:
+        raise InvalidInput("time.naive_datetime", "give the time with a UTC offset")
+    if to <= tenant.test_clock_now:
+        raise Conflict("clock.backwards", "a test clock only moves forward")
+    if to - tenant.test_clock_now > MAX_ADVANCE:
+        raise InvalidInput("clock.advance_too_far", "advance at most three years at a time")
+    uow.tenants.set_test_clock(tenant_id, to)
+    return to
+
+
+def unfreeze(uow: UnitOfWork, tenant_id: str) -> None:
+    _tenant(uow, tenant_id)
+    uow.tenants.set_test_clock(tenant_id, None)
