@@ -231,12 +231,13 @@ def bench_billing_run(
     subscriptions: Annotated[int, typer.Option(min=1)] = 100_000,
     database_url: DatabaseUrl = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 2000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="processes sharing the run")] = 1,
 ) -> None:
     """Seed N due subscriptions in a fresh tenant, renew them all, print one JSON line."""
     from iptv_billing.bench.billing_run import run_benchmark
 
     url = database_url or "sqlite:///./bench-billing.db"
-    print(json.dumps(run_benchmark(url, subscriptions, batch_size)))
+    print(json.dumps(run_benchmark(url, subscriptions, batch_size, workers)))
 
 
 def main() -> None:

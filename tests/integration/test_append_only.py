@@ -48,6 +48,20 @@ def _insert_posting(connection: sa.Connection, amount: int) -> None:
     )
 
 
+def _insert_postings(connection: sa.Connection, *amounts: int) -> None:
+    """All of an entry's postings in one statement, as the journal repository writes them."""
+    values = ", ".join(
+        f"('je_2', 'ten_a', 'cash:manual', 'EUR', :a{i})" for i in range(len(amounts))
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO journal_postings (entry_id, tenant_id, account, currency, amount_minor) "
+            f"VALUES {values}"
+        ),
+        {f"a{i}": amount for i, amount in enumerate(amounts)},
+    )
+
+
 def _insert_entry(connection: sa.Connection) -> None:
     connection.execute(
         sa.text(
@@ -75,25 +89,32 @@ def test_truncate_is_refused_on_postgresql(db: Database) -> None:
         uow.connection.execute(sa.text("TRUNCATE journal_postings"))
 
 
-def test_unbalanced_entry_fails_at_commit_on_postgresql(db: Database) -> None:
+def test_unbalanced_entry_is_refused_on_postgresql(db: Database) -> None:
     if db.dialect_name != "postgresql":
-        pytest.skip("the deferred balance check is a PostgreSQL constraint trigger")
+        pytest.skip("the balance check is a PostgreSQL statement trigger")
     with db.uow() as uow:
         _insert_entry(uow.connection)
-        _insert_posting(uow.connection, 500)
-        _insert_posting(uow.connection, -499)
         with pytest.raises(IntegrityError, match="does not balance"):
-            uow.commit()
+            _insert_postings(uow.connection, 500, -499)
     with db.uow(read_only=True) as uow:
         assert uow.journal.imbalances("ten_a") == []
 
 
-def test_balanced_entry_written_row_by_row_commits(db: Database) -> None:
-    # The check is deferred to commit: postings that balance only together are accepted.
+def test_an_entry_balances_with_every_statement_on_postgresql(db: Database) -> None:
+    # An entry's postings arrive in one statement; a later posting that unbalances it,
+    # or a half-written entry, is refused.
+    if db.dialect_name != "postgresql":
+        pytest.skip("the balance check is a PostgreSQL statement trigger")
     with db.uow() as uow:
         _insert_entry(uow.connection)
-        _insert_posting(uow.connection, 500)
-        _insert_posting(uow.connection, -500)
+        with pytest.raises(IntegrityError, match="does not balance"):
+            _insert_postings(uow.connection, 500)
+
+
+def test_balanced_entry_written_in_one_statement_commits(db: Database) -> None:
+    with db.uow() as uow:
+        _insert_entry(uow.connection)
+        _insert_postings(uow.connection, 500, -500)
         uow.commit()
     with db.uow(read_only=True) as uow:
         assert uow.journal.imbalances("ten_a") == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -13,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from iptv_billing.adapters.sql import tables
 from iptv_billing.adapters.sql.uow import Database
+from iptv_billing.services.records import InvoiceRecord
 
 
 @pytest.fixture
@@ -79,3 +82,29 @@ def test_a_raw_second_insert_violates_the_constraint(db: Database) -> None:
     del row["lines"]
     with db.uow() as uow, pytest.raises(IntegrityError, match=r"(?i)unique|uq_invoices_cycle"):
         uow.connection.execute(sa.insert(tables.Invoice), row)
+
+
+def test_a_cycle_added_concurrently_is_skipped_on_postgresql(db: Database) -> None:
+    if db.dialect_name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: there is no concurrent insert")
+    a = seed(db)
+    racing = [invoice(a, "inv_2", lines=(line(1),)), invoice(a, "inv_3", cycle_start=NOW + MONTH)]
+    with db.uow() as first, ThreadPoolExecutor(1) as pool:
+        first.invoices.add_many([invoice(a, "inv_1", lines=(line(1000),))])
+        # The second writer saw no such cycle, so its insert waits on ours, then skips the row.
+        second = pool.submit(_add_in_new_uow, db, racing)
+        time.sleep(0.3)
+        assert not second.done()
+        first.commit()
+        assert second.result(timeout=30) == 1
+    with db.uow(read_only=True) as uow:
+        assert uow.invoices.get(a.tenant_id, "inv_2") is None
+        assert uow.invoices.get(a.tenant_id, "inv_3") == racing[1]
+    assert _line_count(db) == 1
+
+
+def _add_in_new_uow(database: Database, invoices: list[InvoiceRecord]) -> int:
+    with database.uow() as uow:
+        count = uow.invoices.add_many(invoices)
+        uow.commit()
+        return count

@@ -9,10 +9,12 @@ subscription state.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -191,32 +193,56 @@ def _subscription(
     }
 
 
-def run_benchmark(url: str, n: int, batch_size: int) -> dict[str, Any]:
+def _renew_in_worker(url: str, tenant: str, batch_size: int) -> tuple[int, int, int, int]:
+    """One worker process of a shared run: (renewed, invoices, failures, peak RSS bytes)."""
+    database = open_database(url, migrate=False)
+    clock = FixedClock(START)
+    runner = BillingRunner(database.uow, clock, TimeOrderedIds(clock), batch_size=batch_size)
+    with RssSampler() as rss:
+        run = runner.run(tenant)
+    database.dispose()
+    return run.subscriptions_seen, run.invoices_created, run.failures, rss.peak
+
+
+def _renew(url: str, tenant: str, batch_size: int, workers: int) -> tuple[int, int, int, int]:
+    if workers == 1:
+        return _renew_in_worker(url, tenant, batch_size)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_renew_in_worker, url, tenant, batch_size) for _ in range(workers)]
+        results = [f.result() for f in futures]
+    return (
+        sum(r[0] for r in results),
+        sum(r[1] for r in results),
+        sum(r[2] for r in results),
+        max(r[3] for r in results),
+    )
+
+
+def run_benchmark(url: str, n: int, batch_size: int, workers: int = 1) -> dict[str, Any]:
     if make_url(url).get_backend_name() == "sqlite":
         _fresh_sqlite(url)
     database = open_database(url, migrate=True)
     clock = FixedClock(START)
-    ids = TimeOrderedIds(clock)
     seed_started = time.perf_counter()
-    tenant = _seed(database.engine, n, ids)
+    tenant = _seed(database.engine, n, TimeOrderedIds(clock))
     seed_seconds = time.perf_counter() - seed_started
-    runner = BillingRunner(database.uow, clock, ids, batch_size=batch_size)
-    with RssSampler() as rss:
-        started = time.perf_counter()
-        run = runner.run(tenant)
-        seconds = time.perf_counter() - started
     database.dispose()
+    started = time.perf_counter()
+    renewed, invoices, failures, peak = _renew(url, tenant, batch_size, workers)
+    seconds = time.perf_counter() - started
     return {
         "benchmark": "billing-run",
         "database": make_url(url).get_backend_name(),
         "subscriptions": n,
         "batch_size": batch_size,
-        "renewed": run.subscriptions_seen,
-        "invoices": run.invoices_created,
-        "failures": run.failures,
+        "workers": workers,
+        "renewed": renewed,
+        "invoices": invoices,
+        "failures": failures,
         "seconds": round(seconds, 2),
-        "renewals_per_s": round(run.invoices_created / seconds, 1) if seconds else None,
-        "peak_rss_mb": round(rss.peak / 2**20, 1),
+        "renewals_per_s": round(invoices / seconds, 1) if seconds else None,
+        "peak_rss_mb": round(peak / 2**20, 1),
         "seed_seconds": round(seed_seconds, 2),
         "machine": machine(),
     }

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from iptv_billing.domain import billing
 from iptv_billing.domain.catalog import BillingTerms
-from iptv_billing.domain.errors import BillingError
+from iptv_billing.domain.errors import BillingError, Conflict
 from iptv_billing.domain.subscription import apply_events
 from iptv_billing.services import catalog, invoicing
 from iptv_billing.services.clock import Clock
@@ -217,7 +217,10 @@ class BillingRunner:
     ) -> None:
         fresh = self._without_existing(uow, outcome)
         finalized = invoicing.finalize_all(uow, ctx, fresh, outcome.due_days[: len(fresh)])
-        uow.invoices.add_many(finalized)
+        if uow.invoices.add_many(finalized) != len(finalized):
+            # A cycle appeared after we checked (another writer): the numbers just taken
+            # would leave a gap, so undo the batch and take it one subscription at a time.
+            raise Conflict("billing.cycle_invoiced_concurrently", "retrying one by one")
         invoicing.credit_negative_totals(uow, ctx, finalized)
         self._collect(uow, ctx, finalized)
         failed = {f[0] for f in outcome.failures}

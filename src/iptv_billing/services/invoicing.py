@@ -94,10 +94,10 @@ def finalize_all(
 
 def _finalized(draft: InvoiceRecord, number: int, now: datetime, due: datetime) -> InvoiceRecord:
     status = next_invoice_status(InvoiceStatus(draft.status), InvoiceAction.FINALIZE)
-    record = replace(draft, status=status.value, number=number, finalized_at=now, due_at=due)
-    if record.total_minor <= 0:  # nothing to collect: a credit goes to the wallet at once
-        record = replace(record, status=InvoiceStatus.PAID.value, paid_at=now)
-    return record
+    if draft.total_minor <= 0:  # nothing to collect: a credit goes to the wallet at once
+        paid = InvoiceStatus.PAID.value
+        return replace(draft, status=paid, number=number, finalized_at=now, due_at=due, paid_at=now)
+    return replace(draft, status=status.value, number=number, finalized_at=now, due_at=due)
 
 
 def credit_negative_totals(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
 
+from iptv_billing.adapters.sql.repositories._bulk import insert_new_returning_ids, insert_rows
 from iptv_billing.adapters.sql.repositories._common import (
     INVOICE_LINES,
     INVOICE_SEQUENCES,
@@ -78,30 +79,61 @@ class SqlInvoiceRepository:
     def add_many(self, invoices: Sequence[InvoiceRecord]) -> int:
         """One executemany for the invoices, one for the lines of those that landed.
 
-        ON CONFLICT on (subscription_id, cycle_start) skips a cycle invoiced already, even by
-        a concurrent run. No RETURNING: it would turn psycopg's pipelined executemany into
-        huge multi-row statements, about three times slower; the summed row count says
-        whether anything was skipped, and only then are the landed ids looked up.
+        Cycles invoiced already are dropped first; ON CONFLICT on (subscription_id,
+        cycle_start) still skips one that a concurrent writer adds meanwhile. No RETURNING:
+        it turns psycopg's pipelined executemany into huge multi-row statements, about three
+        times slower; the summed row count tells whether a row was skipped after all.
         """
-        if not invoices:
+        postgres = is_postgresql(self._c)
+        # PostgreSQL's ON CONFLICT skips stored cycles inside the set-based insert itself.
+        fresh = self._new_cycles(invoices, check_stored=not postgres)
+        if not fresh:
             return 0
+        if postgres:
+            return self._copy_many(fresh)
         statement = insert_ignoring(self._c, INVOICES, ("subscription_id", "cycle_start"))
-        rows = [to_values(invoice, exclude=_NOT_COLUMNS) for invoice in invoices]
-        inserted = self._c.execute(statement.execution_options(preserve_rowcount=True), rows)
-        count = inserted.rowcount
-        landed = invoices if count == len(invoices) else self._present(invoices)
+        rows = [to_values(invoice, exclude=_NOT_COLUMNS) for invoice in fresh]
+        count = self._c.execute(statement.execution_options(preserve_rowcount=True), rows).rowcount
+        landed = fresh if count == len(fresh) else self._stored(fresh)
         lines = [row for invoice in landed for row in _line_rows(invoice)]
         if lines:
             self._c.execute(INVOICE_LINES.insert(), lines)
         return count
 
-    def _present(self, invoices: Sequence[InvoiceRecord]) -> list[InvoiceRecord]:
-        """The invoices whose ids are stored (ids are fresh: stored now means inserted now)."""
+    def _copy_many(self, fresh: Sequence[InvoiceRecord]) -> int:
+        """PostgreSQL: COPY through staging, so the cycle key still skips a racing duplicate."""
+        rows = [to_values(invoice, exclude=_NOT_COLUMNS) for invoice in fresh]
+        cycle = ("subscription_id", "cycle_start")
+        landed = insert_new_returning_ids(self._c, INVOICES, rows, cycle)
+        lines = [row for invoice in fresh if invoice.id in landed for row in _line_rows(invoice)]
+        insert_rows(self._c, INVOICE_LINES, lines)
+        return len(landed)
+
+    def _new_cycles(
+        self, invoices: Sequence[InvoiceRecord], *, check_stored: bool
+    ) -> list[InvoiceRecord]:
+        """Drop cycle invoices whose cycle comes earlier in ``invoices`` (or is stored)."""
+        subscription_ids = sorted({i.subscription_id for i in invoices if i.subscription_id})
+        seen = (
+            self.existing_cycles(subscription_ids) if subscription_ids and check_stored else set()
+        )
+        fresh: list[InvoiceRecord] = []
+        for invoice in invoices:
+            if invoice.subscription_id and invoice.cycle_start:
+                cycle = (invoice.subscription_id, invoice.cycle_start.astimezone(UTC))
+                if cycle in seen:
+                    continue
+                seen.add(cycle)
+            fresh.append(invoice)
+        return fresh
+
+    def _stored(self, invoices: Sequence[InvoiceRecord]) -> list[InvoiceRecord]:
+        """Those of ``invoices`` whose ids are stored: after ``_new_cycles``, the ones that
+        landed (a clashing stored id would have raised, not been skipped)."""
         found: set[str] = set()
         for part in chunked([invoice.id for invoice in invoices]):
-            found.update(
-                self._c.execute(select(INVOICES.c.id).where(INVOICES.c.id.in_(part))).scalars()
-            )
+            query = select(INVOICES.c.id).where(INVOICES.c.id.in_(part))
+            found.update(self._c.execute(query).scalars())
         return [invoice for invoice in invoices if invoice.id in found]
 
     def get(

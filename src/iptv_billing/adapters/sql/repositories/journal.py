@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
+from iptv_billing.adapters.sql.repositories._bulk import insert_rows
 from iptv_billing.adapters.sql.repositories._common import (
     JOURNAL_ENTRIES,
     JOURNAL_POSTINGS,
@@ -48,8 +49,8 @@ class SqlJournalRepository:
             for entry_id, entry, _reference in entries
             for posting in entry.postings
         ]
-        self._c.execute(JOURNAL_ENTRIES.insert(), heads)
-        self._c.execute(JOURNAL_POSTINGS.insert(), postings)
+        insert_rows(self._c, JOURNAL_ENTRIES, heads)
+        insert_rows(self._c, JOURNAL_POSTINGS, postings)
 
     def entries_for(self, tenant_id: str, reference_id: str) -> Sequence[JournalEntry]:
         """Entries about ``reference_id`` in the order they were written."""

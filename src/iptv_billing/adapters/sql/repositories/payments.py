@@ -30,13 +30,14 @@ class SqlPaymentRepository:
         self._c = connection
 
     def add(self, payment: PaymentRecord) -> None:
+        if payment.provider_idempotency_key is None:
+            # Nothing natural to clash on: skip the savepoint (wallet payments of a billing run).
+            self._c.execute(PAYMENTS.insert(), to_values(payment))
+            return
         insert_unique(
-            self._c,
-            PAYMENTS,
-            to_values(payment),
-            "payment.duplicate",
-            f"payment {payment.id} or provider key {payment.provider_idempotency_key!r} exists",
-        )
+            self._c, PAYMENTS, to_values(payment), "payment.duplicate",
+            f"a payment with provider key {payment.provider_idempotency_key!r} exists",
+        )  # fmt: skip
 
     def get(
         self, tenant_id: str, payment_id: str, *, for_update: bool = False

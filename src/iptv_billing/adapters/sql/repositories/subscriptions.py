@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Select, bindparam, func, select
 
+from iptv_billing.adapters.sql.repositories._bulk import update_matching_versions
 from iptv_billing.adapters.sql.repositories._common import (
     SUBSCRIPTIONS,
     TERMS,
@@ -140,6 +141,15 @@ def _update_params(record: SubscriptionRecord) -> dict[str, Any]:
     }
 
 
+def _bulk_row(record: SubscriptionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "tenant_id": record.tenant_id,
+        "version": record.version,
+        **_mutable_values(record),
+    }
+
+
 class SqlSubscriptionRepository:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
@@ -173,16 +183,26 @@ class SqlSubscriptionRepository:
     def update_many(self, subscriptions: Sequence[SubscriptionRecord]) -> None:
         if not subscriptions:
             return
+        if is_postgresql(self._c) and len(subscriptions) > 1:
+            matched = update_matching_versions(
+                self._c, SUBSCRIPTIONS, [_bulk_row(s) for s in subscriptions], _MUTABLE
+            )
+            self._check_matched(matched, len(subscriptions))
+            return
         params = [_update_params(s) for s in subscriptions]
         if self._c.dialect.supports_sane_multi_rowcount or len(params) == 1:
             matched = self._c.execute(_UPDATE, params).rowcount
         else:  # pragma: no cover - both supported drivers report executemany row counts
             matched = sum(self._c.execute(_UPDATE, p).rowcount for p in params)
-        if matched != len(params):
+        self._check_matched(matched, len(params))
+
+    @staticmethod
+    def _check_matched(matched: int, expected: int) -> None:
+        if matched != expected:
             raise Conflict(
                 "subscription.concurrent_update",
                 "the subscription changed since it was read; reload and retry",
-                expected=len(params),
+                expected=expected,
                 updated=matched,
             )
 
