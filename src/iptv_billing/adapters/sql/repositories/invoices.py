@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
 
-from iptv_billing.adapters.sql.repositories._bulk import insert_new_returning_ids, insert_rows
+from iptv_billing.adapters.sql.repositories._bulk import insert_new_returning_ids, insert_tuples
 from iptv_billing.adapters.sql.repositories._common import (
     INVOICE_LINES,
     INVOICE_SEQUENCES,
@@ -58,6 +59,33 @@ def _line_rows(invoice: InvoiceRecord) -> list[dict[str, Any]]:
     ]
 
 
+# The COPY path: the record's fields in column order (records hold aware datetimes already).
+_INVOICE_COLUMNS = tuple(c.name for c in INVOICES.columns)
+_INVOICE_TUPLE = attrgetter(*_INVOICE_COLUMNS)
+_LINE_COLUMNS = (
+    "invoice_id", "tenant_id", "position", "kind", "description", "quantity",
+    "unit_amount_minor", "amount_minor", "period_start", "period_end",
+)  # fmt: skip
+
+
+def _line_tuples(invoice: InvoiceRecord) -> list[tuple[Any, ...]]:
+    return [
+        (
+            invoice.id,
+            invoice.tenant_id,
+            position,
+            line.kind.value,
+            line.description,
+            line.quantity,
+            line.unit_amount.minor,
+            line.amount.minor,
+            line.period.start if line.period else None,
+            line.period.end if line.period else None,
+        )
+        for position, line in enumerate(invoice.lines)
+    ]
+
+
 def _line(row: Row[Any], currency: str) -> InvoiceLine:
     period = None
     if row.period_start is not None and row.period_end is not None:
@@ -102,11 +130,11 @@ class SqlInvoiceRepository:
 
     def _copy_many(self, fresh: Sequence[InvoiceRecord]) -> int:
         """PostgreSQL: COPY through staging, so the cycle key still skips a racing duplicate."""
-        rows = [to_values(invoice, exclude=_NOT_COLUMNS) for invoice in fresh]
+        rows = [_INVOICE_TUPLE(invoice) for invoice in fresh]
         cycle = ("subscription_id", "cycle_start")
-        landed = insert_new_returning_ids(self._c, INVOICES, rows, cycle)
-        lines = [row for invoice in fresh if invoice.id in landed for row in _line_rows(invoice)]
-        insert_rows(self._c, INVOICE_LINES, lines)
+        landed = insert_new_returning_ids(self._c, INVOICES, _INVOICE_COLUMNS, rows, cycle)
+        lines = [row for i in fresh if i.id in landed for row in _line_tuples(i)]
+        insert_tuples(self._c, INVOICE_LINES, _LINE_COLUMNS, lines)
         return len(landed)
 
     def _new_cycles(

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
-from iptv_billing.adapters.sql.repositories._bulk import insert_rows
+from iptv_billing.adapters.sql.repositories._bulk import insert_tuples
 from iptv_billing.adapters.sql.repositories._common import (
     JOURNAL_ENTRIES,
     JOURNAL_POSTINGS,
@@ -15,6 +15,9 @@ from iptv_billing.adapters.sql.repositories._common import (
 )
 from iptv_billing.domain.journal import JournalEntry, Posting
 from iptv_billing.domain.money import Money
+
+_ENTRY_COLUMNS = ("id", "tenant_id", "kind", "memo", "reference_id", "created_at")
+_POSTING_COLUMNS = ("entry_id", "tenant_id", "account", "currency", "amount_minor")
 
 
 class SqlJournalRepository:
@@ -28,29 +31,16 @@ class SqlJournalRepository:
             return
         created_at = to_db(at)
         heads = [
-            {
-                "id": entry_id,
-                "tenant_id": tenant_id,
-                "kind": entry.kind,
-                "memo": entry.memo,
-                "reference_id": reference_id,
-                "created_at": created_at,
-            }
+            (entry_id, tenant_id, entry.kind, entry.memo, reference_id, created_at)
             for entry_id, entry, reference_id in entries
         ]
         postings = [
-            {
-                "entry_id": entry_id,
-                "tenant_id": tenant_id,
-                "account": posting.account,
-                "currency": posting.amount.code,
-                "amount_minor": posting.amount.minor,
-            }
+            (entry_id, tenant_id, p.account, p.amount.currency.code, p.amount.minor)
             for entry_id, entry, _reference in entries
-            for posting in entry.postings
+            for p in entry.postings
         ]
-        insert_rows(self._c, JOURNAL_ENTRIES, heads)
-        insert_rows(self._c, JOURNAL_POSTINGS, postings)
+        insert_tuples(self._c, JOURNAL_ENTRIES, _ENTRY_COLUMNS, heads)
+        insert_tuples(self._c, JOURNAL_POSTINGS, _POSTING_COLUMNS, postings)
 
     def entries_for(self, tenant_id: str, reference_id: str) -> Sequence[JournalEntry]:
         """Entries about ``reference_id`` in the order they were written."""

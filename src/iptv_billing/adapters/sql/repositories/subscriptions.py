@@ -141,13 +141,16 @@ def _update_params(record: SubscriptionRecord) -> dict[str, Any]:
     }
 
 
-def _bulk_row(record: SubscriptionRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "tenant_id": record.tenant_id,
-        "version": record.version,
-        **_mutable_values(record),
-    }
+def _bulk_row(record: SubscriptionRecord) -> tuple[Any, ...]:
+    """(id, tenant_id, version, *_MUTABLE) for the COPY path; datetimes are aware already."""
+    s = record.state
+    return (
+        record.id, record.tenant_id, record.version, record.plan_id, record.terms_id,
+        record.pending_terms_id, s.terms_hash, s.status.value, s.currency, s.anchor,
+        s.period_index, s.current_period.start, s.current_period.end, s.trial_end,
+        s.cancel_at_period_end, _addons_to_db(s.addons), s.paused_at, s.ended_at,
+        record.updated_at,
+    )  # fmt: skip
 
 
 class SqlSubscriptionRepository:
@@ -184,9 +187,8 @@ class SqlSubscriptionRepository:
         if not subscriptions:
             return
         if is_postgresql(self._c) and len(subscriptions) > 1:
-            matched = update_matching_versions(
-                self._c, SUBSCRIPTIONS, [_bulk_row(s) for s in subscriptions], _MUTABLE
-            )
+            rows = [_bulk_row(s) for s in subscriptions]
+            matched = update_matching_versions(self._c, SUBSCRIPTIONS, _MUTABLE, rows)
             self._check_matched(matched, len(subscriptions))
             return
         params = [_update_params(s) for s in subscriptions]
