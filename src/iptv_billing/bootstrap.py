@@ -6,6 +6,7 @@ The composition root: the only module that knows every concrete adapter.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from iptv_billing.adapters.sql.uow import Database, open_database
 from iptv_billing.config import Settings
 from iptv_billing.services.clock import Clock, SystemClock
 from iptv_billing.services.ids import IdGenerator, TimeOrderedIds
+from iptv_billing.services.jobs import RecurringJobs
 from iptv_billing.services.providers import PaymentProvider
 
 log = logging.getLogger(__name__)
@@ -35,13 +37,47 @@ def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     return Runtime(database, clock, TimeOrderedIds(clock), TestCardProvider(clock))
 
 
-def build_app(runtime: Runtime) -> FastAPI:
+def build_app(runtime: Runtime, job_interval: float | None = None) -> FastAPI:
+    """The web app; with ``job_interval`` it also runs the recurring jobs while it serves."""
     from iptv_billing.api.app import create_app
     from iptv_billing.api.deps import AppServices
 
     app = create_app(AppServices(runtime.database, runtime.ids, runtime.clock))
     app.state.payment_provider = runtime.payment_provider
+    if job_interval:
+        scheduler = Scheduler(runtime, job_interval)
+        app.router.on_startup.append(scheduler.start)
+        app.router.on_shutdown.append(scheduler.stop)
     return app
+
+
+class Scheduler:
+    """Runs ``RecurringJobs.tick`` every ``interval`` seconds on a daemon thread."""
+
+    def __init__(self, runtime: Runtime, interval: float) -> None:
+        self._jobs = RecurringJobs(
+            runtime.database.uow, runtime.clock, runtime.ids, runtime.payment_provider
+        )
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="recurring-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                report = self._jobs.tick()
+            except Exception:  # the loop must outlive a bad tick (database restart, …)
+                log.exception("recurring jobs failed")
+                continue
+            if report.invoices_created or report.payments_settled or report.failures:
+                log.info("recurring jobs: %s", report)
 
 
 def seed_demo_if_empty(runtime: Runtime, settings: Settings, say: Callable[[str], None]) -> None:

@@ -60,7 +60,7 @@ def serve(
     if seed_demo:
         seed_demo_if_empty(runtime, settings, console.print)
     uvicorn.run(
-        build_app(runtime),
+        build_app(runtime, job_interval=settings.job_interval_seconds),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,

@@ -16,3 +16,6 @@ class Settings(BaseSettings):
     # A fixed admin key for the seeded demo tenant (handy for scripts); random when unset.
     demo_api_key: str | None = None
     log_level: str = "info"
+    # Seconds between passes of the recurring jobs in `serve` (billing runs for tenants on real
+    # time, settling confirmed card payments); 0 turns them off.
+    job_interval_seconds: float = 60.0
