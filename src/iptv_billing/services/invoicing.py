@@ -179,6 +179,13 @@ def pay_from_wallet(
     uow: UnitOfWork, ctx: Context, invoice: InvoiceRecord, *, required: bool = True
 ) -> InvoiceRecord:
     """Settle the whole amount due from the prepaid balance, atomically, or not at all."""
+    return settle_from_wallet(uow, ctx, invoice, required=required)[0]
+
+
+def settle_from_wallet(
+    uow: UnitOfWork, ctx: Context, invoice: InvoiceRecord, *, required: bool = True
+) -> tuple[InvoiceRecord, PaymentRecord | None]:
+    """``pay_from_wallet`` that also returns the payment it recorded (None if it could not)."""
     due = invoice.amount_due_minor
     if due <= 0:
         raise Conflict("invoice.nothing_due", f"invoice {invoice.id} has nothing to pay")
@@ -187,16 +194,17 @@ def pay_from_wallet(
     if balance is None:
         if required:
             raise InsufficientFunds("wallet.insufficient_funds", "the wallet does not cover it")
-        return invoice
+        return invoice, None
     amount = Money.from_minor(due, invoice.currency)
     entry = journal.invoice_paid_from_wallet(invoice.customer_id, amount)
     uow.journal.add(ctx.tenant_id, [(ctx.ids.new("je"), entry, invoice.id)], ctx.now())
     payment = new_payment(ctx, invoice.customer_id, invoice.id, "wallet", amount, "succeeded")
-    uow.payments.add(replace(payment, applied_minor=due))
+    payment = replace(payment, applied_minor=due)
+    uow.payments.add(payment)
     paid = apply_amount(invoice, due, ctx.now())
     uow.invoices.update(paid)
     settle_subscription_if_clear(uow, ctx, paid)
-    return paid
+    return paid, payment
 
 
 def new_payment(

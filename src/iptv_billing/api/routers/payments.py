@@ -18,7 +18,7 @@ from iptv_billing.api.routers._common import IdFilter, ResourceId
 from iptv_billing.api.routers._work import read, write
 from iptv_billing.api.routers.invoices import InvoiceOut
 from iptv_billing.api.schemas import ApiModel
-from iptv_billing.domain.errors import InvalidInput
+from iptv_billing.domain.errors import InvalidInput, InvariantViolated
 from iptv_billing.domain.money import Money
 from iptv_billing.services import invoicing, payments
 from iptv_billing.services.providers import PaymentProvider
@@ -115,8 +115,9 @@ def pay_invoice(
     def work(u: Any, c: Any) -> PaymentOut:
         invoice = invoicing.get_invoice(u, c, invoice_id, for_update=True)
         if body.method == "wallet":
-            invoicing.pay_from_wallet(u, c, invoice)
-            paid = u.payments.list(c.tenant_id, 100, None, invoice_id=invoice_id).items[-1]
+            paid = invoicing.settle_from_wallet(u, c, invoice)[1]
+            if paid is None:  # required=True raises instead of returning no payment
+                raise InvariantViolated("a required wallet payment returned no payment")
         elif body.method == "card":
             if not body.payment_method:
                 raise InvalidInput("payment.method_required", "a card payment needs payment_method")
