@@ -182,8 +182,13 @@ def clock_freeze(
 ) -> None:
     """Freeze the tenant's clock at AT (ISO 8601 with offset)."""
     from iptv_billing.services import test_clocks
+    from iptv_billing.services.context import load_context
 
-    _clock_change(database_url, lambda uow: test_clocks.freeze(uow, tenant, _aware(at)))
+    def change(uow: Any, runtime: Any) -> datetime:
+        now = load_context(uow, tenant, runtime.clock, runtime.ids).now()
+        return test_clocks.freeze(uow, tenant, _aware(at), now)
+
+    _clock_change(database_url, change)
 
 
 @clock_app.command("advance")
@@ -198,7 +203,7 @@ def clock_advance(
     from iptv_billing.services.billing_run import BillingRunner
 
     runtime = _clock_change(
-        database_url, lambda uow: test_clocks.advance_to(uow, tenant, _aware(to))
+        database_url, lambda uow, _runtime: test_clocks.advance_to(uow, tenant, _aware(to))
     )
     if run_billing:
         run = BillingRunner(runtime.database.uow, runtime.clock, runtime.ids).run(tenant)
@@ -217,7 +222,7 @@ def _clock_change(database_url: str | None, change: Any) -> Any:
     runtime = _open(database_url)
     with runtime.database.uow() as uow:
         try:
-            now = change(uow)
+            now = change(uow, runtime)
         except BillingError as error:
             console.print(f"[red]{error.code}[/red]: {error.message}")
             raise typer.Exit(2) from None

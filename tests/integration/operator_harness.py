@@ -32,7 +32,7 @@ class Operator:
         self.ids = TimeOrderedIds(self.system)
         with self.database.uow() as uow:
             tenant = access.create_tenant(uow, self.ids, self.system, "Op", timezone, "EUR")
-            test_clocks.freeze(uow, tenant.id, START)
+            test_clocks.freeze(uow, tenant.id, START, START)
             uow.commit()
         self.tenant_id = tenant.id
         self.plans: dict[str, str] = {}

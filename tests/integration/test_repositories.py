@@ -335,21 +335,22 @@ def test_invoice_update_filters_and_reports(db: Database, a: Seed) -> None:
     with db.uow() as uow:
         uow.invoices.add_many(drafts)
         first = uow.invoices.take_numbers(a.tenant_id, "INV-", 2)
-        for offset, draft in enumerate(drafts):
-            uow.invoices.update(
-                dataclasses.replace(
-                    draft,
-                    status="finalized",
-                    number=first + offset,
-                    finalized_at=NOW,
-                    due_at=due + timedelta(days=offset),
-                    lines=(),
-                )
+        finalized = [
+            dataclasses.replace(
+                draft,
+                status="finalized",
+                number=first + offset,
+                finalized_at=NOW,
+                due_at=due + timedelta(days=offset),
+                lines=(),
             )
-        paid = dataclasses.replace(
-            drafts[1], status="paid", number=first + 1, amount_paid_minor=500
-        )
-        uow.invoices.update(dataclasses.replace(paid, due_at=due, paid_at=NOW, lines=()))
+            for offset, draft in enumerate(drafts)
+        ]
+        for record in finalized:
+            uow.invoices.update(record)
+        # Only the settlement of a finalized invoice may change (the database enforces it).
+        paid = dataclasses.replace(finalized[1], status="paid", amount_paid_minor=500, paid_at=NOW)
+        uow.invoices.update(paid)
         uow.commit()
     with db.uow(read_only=True) as uow:
         assert first == 1

@@ -107,6 +107,7 @@ def require(needed: ApiKeyScope) -> Callable[[Principal], Principal]:
         return caller
 
     dependency.__name__ = f"require_{needed.value}"
+    dependency.required_scope = needed  # type: ignore[attr-defined]  # read by IdempotentRoute
     return dependency
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -24,6 +25,7 @@ from iptv_billing.api.deps import AppServices, authenticate_request, get_service
 from iptv_billing.api.errors import PROBLEM_MEDIA_TYPE, render_known_error
 from iptv_billing.domain.errors import InvalidInput
 from iptv_billing.services import idempotency
+from iptv_billing.services.access import ApiKeyScope, require_scope
 from iptv_billing.services.records import IdempotencyEntry
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class IdempotentRoute(APIRoute):
             documented = Depends(idempotency_key_header)
             kwargs["dependencies"] = [*(kwargs.get("dependencies") or ()), documented]
         super().__init__(path, endpoint, **kwargs)
+        self.required_scope = _required_scope(self.dependant) or ApiKeyScope.ADMIN
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
@@ -69,7 +72,7 @@ class IdempotentRoute(APIRoute):
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if request.method != "POST" or key is None:
                 return await handler(request)
-            return await _run_once(request, key, handler)
+            return await _run_once(request, key, handler, self.required_scope)
 
         return route_handler
 
@@ -79,9 +82,23 @@ def _target(request: Request) -> str:
     return f"{request.url.path}?{query}" if query else request.url.path
 
 
-async def _run_once(request: Request, key: str, handler: Handler) -> Response:
+def _required_scope(dependant: Dependant) -> ApiKeyScope | None:
+    """The scope a route's access dependency (``AdminWrite`` …) demands, found in its tree."""
+    for sub_dependant in dependant.dependencies:
+        scope = getattr(sub_dependant.call, "required_scope", None)
+        if isinstance(scope, ApiKeyScope):
+            return scope
+        found = _required_scope(sub_dependant)
+        if found is not None:
+            return found
+    return None
+
+
+async def _run_once(request: Request, key: str, handler: Handler, scope: ApiKeyScope) -> Response:
     services = get_services(request)
     caller = await run_in_threadpool(authenticate_request, request, services)
+    # Before any replay: a stored answer is only for callers who may make the request.
+    require_scope(caller, scope)
     fingerprint = idempotency.request_fingerprint(
         request.method, _target(request), await request.body()
     )

@@ -32,7 +32,7 @@ class AddOnKind(StrEnum):
 
 # -- validation helpers ------------------------------------------------------------------------
 def check_code(value: object, what: str = "code") -> str:
-    if not isinstance(value, str) or not CODE_PATTERN.match(value):
+    if not isinstance(value, str) or not CODE_PATTERN.fullmatch(value):
         raise InvalidInput("catalog.invalid_code", f"{what} must match {CODE_PATTERN.pattern}")
     return value
 
@@ -91,7 +91,7 @@ def format_utc(moment: datetime) -> str:
 
 def parse_utc(text: object) -> datetime:
     """The inverse of ``format_utc``; any other spelling is refused (it would change hashes)."""
-    if not isinstance(text, str) or not _UTC_TEXT.match(text):
+    if not isinstance(text, str) or not _UTC_TEXT.fullmatch(text):
         raise InvalidInput("terms.invalid_document", f"not an RFC 3339 UTC time: {text!r}")
     try:
         return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)

@@ -129,10 +129,19 @@ def invoice_totals(lines: Iterable[InvoiceLine], currency_code: str) -> InvoiceT
     return InvoiceTotals(subtotal=subtotal, total=subtotal)
 
 
+def check_invoice_prefix(prefix: object) -> str:
+    """A series prefix as it will print on invoices: letters, digits, ``_``, ``/``, ``-``."""
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise InvalidInput(
+            "invoice.invalid_prefix",
+            "an invoice prefix is at most 16 letters, digits, '_', '/' or '-'",
+        )
+    return prefix
+
+
 def format_invoice_number(prefix: str, number: int) -> str:
     """``("INV-", 42)`` → ``"INV-000042"``: six digits at least, more when needed."""
-    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
-        raise InvalidInput("invoice.invalid_prefix", f"prefix must match {_PREFIX.pattern}")
+    check_invoice_prefix(prefix)
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         raise InvalidInput("invoice.invalid_number", "invoice numbers start at 1")
     return f"{prefix}{number:06d}"

@@ -53,7 +53,7 @@ def cash(method: str) -> str:
 
 def _account(prefix: str, name: str) -> str:
     account = f"{prefix}:{name}"
-    if not isinstance(name, str) or not _ACCOUNT.match(account):
+    if not isinstance(name, str) or not _ACCOUNT.fullmatch(account):
         raise InvalidInput("journal.invalid_account", f"not a valid account name: {account!r}")
     return account
 
@@ -65,7 +65,7 @@ class Posting:
     amount: Money  # positive: debit; negative: credit
 
     def __post_init__(self) -> None:
-        if not isinstance(self.account, str) or not _ACCOUNT.match(self.account):
+        if not isinstance(self.account, str) or not _ACCOUNT.fullmatch(self.account):
             raise InvalidInput("journal.invalid_account", f"bad account: {self.account!r}")
         if not isinstance(self.amount, Money) or self.amount.is_zero():
             raise InvalidInput("journal.zero_posting", "a posting moves a non-zero Money")
@@ -78,7 +78,7 @@ class JournalEntry:
     memo: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, str) or not _KIND.match(self.kind):
+        if not isinstance(self.kind, str) or not _KIND.fullmatch(self.kind):
             raise InvalidInput("journal.invalid_kind", f"bad entry kind: {self.kind!r}")
         postings = tuple(self.postings)
         if not all(isinstance(p, Posting) for p in postings):

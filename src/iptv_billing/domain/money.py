@@ -52,7 +52,7 @@ class Currency:
 def currency(code: object) -> Currency:
     """Look up a currency by its code; unknown or malformed codes are refused."""
     # Checked before the cache so that unhashable junk is refused, not a TypeError.
-    if not isinstance(code, str) or not _CURRENCY_CODE.match(code):
+    if not isinstance(code, str) or not _CURRENCY_CODE.fullmatch(code):
         raise InvalidInput("money.unknown_currency", f"not an ISO 4217 currency code: {code!r}")
     return _currency(code)
 
@@ -80,7 +80,7 @@ def to_decimal(value: object) -> Decimal:
         if not value.is_finite():
             raise InvalidInput("money.invalid_amount", "an amount must be finite")
         return value
-    if isinstance(value, str) and _DECIMAL_TEXT.match(value.strip()):
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
         try:
             return Decimal(value.strip())
         except InvalidOperation:  # pragma: no cover - the pattern already rules this out

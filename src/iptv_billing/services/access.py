@@ -16,6 +16,7 @@ from functools import lru_cache
 from zoneinfo import available_timezones
 
 from iptv_billing.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from iptv_billing.domain.invoice import check_invoice_prefix
 from iptv_billing.domain.money import currency
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.ids import IdGenerator
@@ -27,7 +28,6 @@ DISPLAY_PREFIX_LENGTH = 12
 # token_urlsafe(32) is 43 characters; anything much longer is junk, refused before hashing.
 _MAX_SECRET_LENGTH = 128
 _MAX_NAME_LENGTH = 200
-_MAX_INVOICE_PREFIX_LENGTH = 20
 
 
 class ApiKeyScope(StrEnum):
@@ -149,14 +149,6 @@ def _check_timezone(name: str) -> None:
         raise InvalidInput("tenant.invalid_timezone", f"not an IANA time zone: {name[:64]!r}")
 
 
-def _check_invoice_prefix(prefix: str) -> None:
-    if len(prefix) > _MAX_INVOICE_PREFIX_LENGTH or not prefix.isprintable():
-        raise InvalidInput(
-            "tenant.invalid_invoice_prefix",
-            f"an invoice prefix is at most {_MAX_INVOICE_PREFIX_LENGTH} printable characters",
-        )
-
-
 def create_tenant(
     uow: UnitOfWork,
     ids: IdGenerator,
@@ -169,7 +161,7 @@ def create_tenant(
     name = _check_name(name, "tenant.invalid_name")
     _check_timezone(timezone)
     currency(default_currency)
-    _check_invoice_prefix(invoice_prefix)
+    check_invoice_prefix(invoice_prefix)  # the same rule that prints it on every invoice
     tenant = TenantRecord(
         id=ids.new("ten"),
         name=name,

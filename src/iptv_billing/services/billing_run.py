@@ -60,6 +60,7 @@ class BillingRunner:
         self._ids = ids
         self._batch_size = batch_size
         self._terms: dict[str, BillingTerms] = {}
+        self._plan_of: dict[str, str] = {}  # terms id → plan id
 
     def run(self, tenant_id: str, progress: Progress | None = None) -> BillingRunRecord:
         run = self._start(tenant_id)
@@ -155,8 +156,9 @@ class BillingRunner:
     def _load_terms(self, uow: UnitOfWork, due: Sequence[SubscriptionRecord]) -> None:
         wanted = {s.terms_id for s in due} | {s.pending_terms_id for s in due if s.pending_terms_id}
         missing = [t for t in wanted if t not in self._terms]
-        if missing:
-            self._terms.update(catalog.terms_by_id(uow, missing))
+        for record in uow.catalog.terms_by_ids(missing) if missing else ():
+            self._terms[record.id] = catalog.load_terms(record)
+            self._plan_of[record.id] = record.plan_id
 
     def _plan(
         self,
@@ -183,7 +185,12 @@ class BillingRunner:
         switched = pending is not None and result.state.terms_hash == pending.terms_hash
         renewed = replace(sub, state=result.state, updated_at=run.as_of)
         if switched and sub.pending_terms_id:
-            renewed = replace(renewed, terms_id=sub.pending_terms_id, pending_terms_id=None)
+            renewed = replace(
+                renewed,
+                plan_id=self._plan_of[sub.pending_terms_id],
+                terms_id=sub.pending_terms_id,
+                pending_terms_id=None,
+            )
         in_force = pending if switched and pending else terms
         for planned in result.invoices:
             outcome.drafts.append(self._draft(ctx, renewed, planned, in_force))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,7 +95,7 @@ def publish_terms(uow: UnitOfWork, ctx: Context, plan_id: str, cmd: PublishTerms
 def _publish(
     uow: UnitOfWork, ctx: Context, plan: PlanRecord, cmd: PublishTerms, version: int
 ) -> TermsRecord:
-    effective = cmd.effective_from or ctx.now()
+    effective = (cmd.effective_from or ctx.now()).astimezone(UTC)
     terms = build_terms(plan, cmd.terms, version, effective)
     _check_packages_exist(uow, ctx, terms)
     record = TermsRecord(
@@ -182,7 +182,3 @@ def get_terms(uow: UnitOfWork, ctx: Context, terms_id: str) -> TermsRecord:
     if terms is None:
         raise NotFound("terms.not_found", f"no terms {terms_id}")
     return terms
-
-
-def terms_by_id(uow: UnitOfWork, ids: Sequence[str]) -> dict[str, BillingTerms]:
-    return {r.id: load_terms(r) for r in uow.catalog.terms_by_ids(ids)}

@@ -28,21 +28,24 @@ class CreateCustomer:
     collection_method: str = "send_invoice"
 
 
+UPDATABLE = frozenset(
+    {"name", "email", "country", "language", "tax_id", "collection_method", "status"}
+)
+CLEARABLE = frozenset({"country", "tax_id"})
+
+
 @dataclass(frozen=True, slots=True)
 class UpdateCustomer:
-    name: str | None = None
-    email: str | None = None
-    country: str | None = None
-    language: str | None = None
-    tax_id: str | None = None
-    collection_method: str | None = None
-    status: str | None = None
+    """A JSON Merge Patch (RFC 7396): the fields given change; ``None`` clears a field that
+    may be empty and is refused for one that may not."""
+
+    changes: tuple[tuple[str, str | None], ...]
 
 
 def _validate(record: CustomerRecord) -> None:
     if not record.name.strip():
         raise InvalidInput("customer.invalid_name", "a customer needs a name")
-    if not _EMAIL.match(record.email):
+    if not _EMAIL.fullmatch(record.email):
         raise InvalidInput("customer.invalid_email", f"not an email address: {record.email!r}")
     currency(record.currency)
     if record.country is not None and not _is_country(record.country):
@@ -90,12 +93,14 @@ def update_customer(
     uow: UnitOfWork, ctx: Context, customer_id: str, cmd: UpdateCustomer
 ) -> CustomerRecord:
     current = get_customer(uow, ctx, customer_id)
-    changes = {
-        name: getattr(cmd, name)
-        for name in UpdateCustomer.__dataclass_fields__
-        if getattr(cmd, name) is not None
-    }
-    updated = replace(current, **changes)
+    changes = dict(cmd.changes)
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise InvalidInput("customer.not_updatable", f"cannot change {sorted(unknown)}")
+    required = sorted(k for k, v in changes.items() if v is None and k not in CLEARABLE)
+    if required:
+        raise InvalidInput("customer.field_required", f"cannot clear {required}")
+    updated = replace(current, **changes)  # type: ignore[arg-type]  # keys checked above
     _validate(updated)
     uow.customers.update(updated)
     return updated

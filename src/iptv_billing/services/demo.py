@@ -168,7 +168,7 @@ class DemoSeeder:
                 uow, self._ids, self._clock, "Demo IPTV", "Europe/Berlin", "EUR", "DEMO-"
             )
             self.tenant_id = tenant.id
-            test_clocks.freeze(uow, tenant.id, DEMO_START)
+            test_clocks.freeze(uow, tenant.id, DEMO_START, self._clock.now())
             if api_key:  # a fixed key for scripted demos: IPTV_BILLING_DEMO_API_KEY
                 secret = api_key
                 uow.api_keys.add(

@@ -6,6 +6,7 @@ Settling the last unpaid invoice of a past-due or suspended subscription reactiv
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from iptv_billing.domain import journal
@@ -36,17 +37,16 @@ class ChargeCard:
     invoice_id: str
     payment_method: str  # the provider's token, never card data
     request_key: str  # our idempotency key; the provider key derives from it
+    amount: Money | None = None  # default: all that is due; more is credited to the wallet
 
 
 def record_payment(uow: UnitOfWork, ctx: Context, cmd: RecordPayment) -> PaymentRecord:
     if cmd.method not in RECORDED_METHODS:
         raise InvalidInput("payment.invalid_method", f"use one of {RECORDED_METHODS}")
-    if cmd.amount.minor <= 0:
-        raise InvalidInput("payment.invalid_amount", "a payment must be positive")
     customer = get_customer(uow, ctx, cmd.customer_id)
-    if cmd.amount.code != customer.currency:
-        raise InvalidInput("payment.currency_mismatch", "pay in the customer's currency")
+    # The invoice first: paying one that owes nothing is a conflict whatever the amount.
     invoice = _payable_invoice(uow, ctx, cmd.invoice_id, customer.id) if cmd.invoice_id else None
+    _check_amount(cmd.amount, customer.currency)
     payment = invoicing.new_payment(
         ctx, customer.id, cmd.invoice_id, cmd.method, cmd.amount, "succeeded"
     )
@@ -58,18 +58,20 @@ def charge_card(
     uow: UnitOfWork, ctx: Context, provider: PaymentProvider, cmd: ChargeCard
 ) -> PaymentRecord:
     invoice = invoicing.get_invoice(uow, ctx, cmd.invoice_id, for_update=True)
-    due = _due(invoice)
-    provider_key = f"{ctx.tenant_id}:{cmd.request_key}"
+    provider_key = provider_idempotency_key(ctx.tenant_id, cmd.request_key)
     existing = uow.payments.by_provider_key(ctx.tenant_id, provider_key)
     if existing is not None:
         return existing
+    due = _due(invoice)  # refuses an invoice that owes nothing
+    amount = cmd.amount or due
+    _check_amount(amount, invoice.currency)
     charge = provider.charge(
         idempotency_key=provider_key,
-        amount_minor=due.minor,
-        currency=due.code,
+        amount_minor=amount.minor,
+        currency=amount.code,
         payment_method=cmd.payment_method,
     )
-    payment = invoicing.new_payment(ctx, invoice.customer_id, invoice.id, "card", due, "pending")
+    payment = invoicing.new_payment(ctx, invoice.customer_id, invoice.id, "card", amount, "pending")
     payment = replace(
         payment,
         provider=provider.name,
@@ -123,7 +125,9 @@ def _apply(
     stored: bool = False,
 ) -> PaymentRecord:
     amount = Money.from_minor(payment.amount_minor, payment.currency)
-    if invoice is None:  # no invoice named: the whole payment is prepaid credit
+    if invoice is None or invoice.amount_due_minor <= 0:
+        # No invoice named, or it was settled meanwhile (a card confirmed after a bank
+        # transfer): the money was received all the same and becomes prepaid credit.
         applied, excess = Money.zero(payment.currency), amount
     else:
         application = apply_payment(_due(invoice), amount)
@@ -140,6 +144,19 @@ def _apply(
         uow.invoices.update(paid)
         invoicing.settle_subscription_if_clear(uow, ctx, paid)
     return final
+
+
+def provider_idempotency_key(tenant_id: str, request_key: str) -> str:
+    """Stable per tenant and request, and short: request keys may be 255 characters."""
+    digest = hashlib.sha256(request_key.encode()).hexdigest()
+    return f"{tenant_id}:{digest}"
+
+
+def _check_amount(amount: Money, currency: str) -> None:
+    if amount.minor <= 0:
+        raise InvalidInput("payment.invalid_amount", "a payment must be positive")
+    if amount.code != currency:
+        raise InvalidInput("payment.currency_mismatch", "pay in the customer's currency")
 
 
 def _payable_invoice(

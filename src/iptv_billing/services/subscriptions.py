@@ -92,12 +92,14 @@ def change_plan(
         current.state, old_terms, new_terms, cmd.proration, ctx.now(), ctx.tz
     )
     updated = _with_state(current, ctx, result.state)
-    if cmd.proration is ProrationMode.AT_PERIOD_END:
-        updated = replace(updated, pending_terms_id=new_record.id)
-    else:
+    # Follow what the rules decided, not the mode asked for: during a trial, for one, a change
+    # "at period end" applies at once.
+    if result.state.terms_hash == new_terms.terms_hash:
         updated = replace(
             updated, plan_id=cmd.plan_id, terms_id=new_record.id, pending_terms_id=None
         )
+    elif result.state.pending_terms_hash == new_terms.terms_hash:
+        updated = replace(updated, pending_terms_id=new_record.id)
     uow.subscriptions.update(updated)
     invoice = _invoice_lines(uow, ctx, updated, new_terms, result, "subscription_update")
     return SubscriptionChange(_bumped(updated), invoice)

@@ -19,11 +19,16 @@ def _tenant(uow: UnitOfWork, tenant_id: str) -> TenantRecord:
     return tenant
 
 
-def freeze(uow: UnitOfWork, tenant_id: str, at: datetime) -> datetime:
+def freeze(uow: UnitOfWork, tenant_id: str, at: datetime, now: datetime) -> datetime:
+    """Freeze the tenant's time at ``at``; ``now`` is its time before (frozen or real).
+
+    Only a tenant with no subscriptions yet may start in the past (a demo, a simulation
+    replaying history); afterwards time never runs backwards, or periods would be billed twice.
+    """
     if at.tzinfo is None:
         raise InvalidInput("time.naive_datetime", "give the time with a UTC offset")
-    tenant = _tenant(uow, tenant_id)
-    if tenant.test_clock_now is not None and at < tenant.test_clock_now:
+    _tenant(uow, tenant_id)
+    if at < now and uow.subscriptions.list(tenant_id, 1, None).items:
         raise Conflict("clock.backwards", "a test clock only moves forward")
     uow.tenants.set_test_clock(tenant_id, at)
     return at

@@ -120,7 +120,7 @@ def get_clock(caller: ReadAccess, services: Services) -> ClockOut:
 @router.post("/v1/test-clock/freeze", response_model=ClockOut)
 def freeze(body: FreezeIn, caller: AdminWrite, services: Services) -> ClockOut:
     """Freeze this tenant's time at ``at``; from then on it moves only when advanced."""
-    at = write(services, caller, lambda u, c: test_clocks.freeze(u, c.tenant_id, body.at))
+    at = write(services, caller, lambda u, c: test_clocks.freeze(u, c.tenant_id, body.at, c.now()))
     return ClockOut(frozen=True, now=at)
 
 

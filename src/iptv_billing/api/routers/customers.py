@@ -132,7 +132,7 @@ def get_customer(customer_id: ResourceId, caller: ReadAccess, services: Services
 def update_customer(
     customer_id: ResourceId, body: CustomerPatch, caller: AdminWrite, services: Services
 ) -> CustomerOut:
-    cmd = customers.UpdateCustomer(**body.model_dump())
+    cmd = customers.UpdateCustomer(tuple(body.model_dump(exclude_unset=True).items()))
     return CustomerOut.of(
         write(services, caller, lambda u, c: customers.update_customer(u, c, customer_id, cmd))
     )

@@ -121,9 +121,9 @@ def pay_invoice(
         elif body.method == "card":
             if not body.payment_method:
                 raise InvalidInput("payment.method_required", "a card payment needs payment_method")
-            paid = payments.charge_card(
-                u, c, provider, payments.ChargeCard(invoice_id, body.payment_method, key)
-            )
+            amount = body.amount.to_money() if body.amount else None
+            card = payments.ChargeCard(invoice_id, body.payment_method, key, amount)
+            paid = payments.charge_card(u, c, provider, card)
         else:
             amount = body.amount.to_money() if body.amount else _due(invoice)
             paid = payments.record_payment(

@@ -15,7 +15,8 @@ from iptv_billing.adapters.sql.repositories._common import (
     to_record,
     to_values,
 )
-from iptv_billing.domain.errors import InvariantViolated, NotFound
+from iptv_billing.domain.errors import InvalidInput, InvariantViolated, NotFound
+from iptv_billing.domain.money import MAX_MINOR_UNITS
 from iptv_billing.services.records import WalletRecord
 
 
@@ -64,16 +65,22 @@ class SqlWalletRepository:
 
     def credit(self, wallet_id: str, minor: int, at: datetime) -> int:
         _require_non_negative(minor)
+        # The ceiling is checked in the same statement: a balance beyond what Money can hold
+        # would make the wallet unreadable.
         statement = (
             WALLETS.update()
-            .where(WALLETS.c.id == wallet_id)
+            .where(WALLETS.c.id == wallet_id, WALLETS.c.balance_minor <= MAX_MINOR_UNITS - minor)
             .values(balance_minor=WALLETS.c.balance_minor + minor, updated_at=to_db(at))
             .returning(WALLETS.c.balance_minor)
         )
         balance = self._c.execute(statement).scalar_one_or_none()
-        if balance is None:
-            raise NotFound("wallet.not_found", f"no wallet {wallet_id}")
-        return int(balance)
+        if balance is not None:
+            return int(balance)
+        if self._c.execute(select(WALLETS.c.id).where(WALLETS.c.id == wallet_id)).first():
+            raise InvalidInput(
+                "wallet.balance_too_large", "the balance would exceed the largest amount allowed"
+            )
+        raise NotFound("wallet.not_found", f"no wallet {wallet_id}")
 
     def debit(self, wallet_id: str, minor: int, at: datetime) -> int | None:
         # Check and write in one statement: no read-then-write window for a double spend.
