@@ -14,9 +14,6 @@ Fixtures (all available to every test under ``tests/``):
     URL of a fresh, empty (unmigrated) database, for migration tests.
 ``free_port`` (session)
     A callable returning a free TCP port on 127.0.0.1.
-``live_server`` (function)
-    Runs ``python -m iptv_billing serve`` against ``database_url`` and yields its base URL
-    (``http://127.0.0.1:PORT``) once ``GET /healthz`` answers 200.
 
 Tests under ``tests/integration`` and ``tests/e2e`` are marked ``integration`` and ``e2e``.
 """
@@ -35,11 +32,8 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +48,6 @@ HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 TEMPLATE_DB = "iptv_template"
 FALLBACK_OS_USER = "iptvtest"
-SERVER_START_TIMEOUT = 30.0
 
 POSTGRES_SETTINGS = {
     "listen_addresses": f"'{HOST}'",
@@ -520,84 +513,10 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield from _fresh_postgres_database(server, "template0")
 
 
-# --------------------------------------------------------------------------- live server
+# --------------------------------------------------------------------------- ports
 
 
 @pytest.fixture(scope="session")
 def free_port() -> Callable[[], int]:
     """Factory: ``free_port()`` returns a TCP port on 127.0.0.1 not yet handed out."""
     return find_free_port
-
-
-def _get_status(url: str, timeout: float) -> int:
-    # No proxies: an HTTP(S)_PROXY in the environment must not intercept 127.0.0.1.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-@pytest.fixture
-def live_server(database_url: str, free_port: Callable[[], int], tmp_path: Path) -> Iterator[str]:
-    """Run ``python -m iptv_billing serve`` on a free port; yield ``http://127.0.0.1:PORT``."""
-    port = free_port()
-    base_url = f"http://{HOST}:{port}"
-    env = {
-        **os.environ,
-        "IPTV_BILLING_DATABASE_URL": database_url,
-        "IPTV_BILLING_HOST": HOST,
-        "IPTV_BILLING_PORT": str(port),
-        "PYTHONUNBUFFERED": "1",
-    }
-    stdout_path = tmp_path / "server.stdout.log"
-    stderr_path = tmp_path / "server.stderr.log"
-    command = [
-        sys.executable,
-        "-m",
-        "iptv_billing",
-        "serve",
-        "--database-url",
-        database_url,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-    ]
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=tmp_path
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"server exited with code {process.returncode} before answering "
-                    f"/healthz:\n{_tail(stderr_path)}",
-                    pytrace=False,
-                )
-            try:
-                if _get_status(f"{base_url}/healthz", timeout=2) == 200:
-                    break
-            except (OSError, urllib.error.URLError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"server did not answer 200 on {base_url}/healthz within "
-                    f"{SERVER_START_TIMEOUT:.0f} s:\n{_tail(stderr_path)}",
-                    pytrace=False,
-                )
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        # Shown by pytest only when the test fails ("Captured stderr teardown").
-        sys.stderr.write(f"--- live server stderr ({database_url}) ---\n{_tail(stderr_path)}\n")
