@@ -952,3 +952,39 @@ def test_money_round_trips_exactly(api: ApiClient) -> None:
         )
         assert wallet["balance"] == money_out(str(balance))
     assert api.wallet_balance(buyer["id"]) == money_out("10001234567.99")
+
+
+def test_buying_and_dropping_an_extra_connection_mid_period(api: ApiClient) -> None:
+    freeze(api)
+    screen = {
+        "code": "screen",
+        "name": "Extra screen",
+        "kind": "extra_connection",
+        "prices": [money("3.00")],
+        "connections": 1,
+    }
+    plan = simple_plan(api, "duo", "10.00", addons=[screen])
+    buyer = prepaid(api, "Duo")
+    sub = subscribe(api, buyer["id"], plan["id"])
+    advance(api, utc("2030-04-16T08:00"))  # half of the 30-day period is left
+
+    bought = api.action(
+        f"/v1/subscriptions/{sub['id']}/addons", {"addons": [{"code": "screen", "quantity": 2}]}
+    )
+    assert bought["addons"] == [{"code": "screen", "quantity": 2}]
+    invoice = full_invoice(api, bought["latest_invoice"]["id"])
+    assert lines_of(invoice) == [("proration_charge", "Extra screen: remaining time", 2, "3.00")]
+    assert invoice["status"] == "paid"  # collected from the prepaid wallet
+
+    dropped = api.action(
+        f"/v1/subscriptions/{sub['id']}/addons", {"addons": [], "proration": "prorate_now"}
+    )
+    credit = full_invoice(api, dropped["latest_invoice"]["id"])
+    assert lines_of(credit) == [("proration_credit", "Extra screen: unused time", 2, "-3.00")]
+    assert api.wallet_balance(buyer["id"]) == money_out("490.00")  # 500 - 10 - 3 + 3
+
+    again = api.post(f"/v1/subscriptions/{sub['id']}/addons", {"addons": []})
+    assert_problem(again, 409, "subscription.same_addons")
+    advance(api, utc("2030-05-02T08:00"))
+    renewal = api.list_all("/v1/invoices", subscription_id=sub["id"])[-1]
+    assert renewal["total"] == money_out("10.00")  # renewed without the dropped screens

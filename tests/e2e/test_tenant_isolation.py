@@ -154,6 +154,10 @@ ID_ROUTES: dict[tuple[str, str], Body] = {
         "plan_id": b.ids["plan_id"],
         "proration": "none",
     },
+    ("POST", "/v1/subscriptions/{subscription_id}/addons"): lambda b: {
+        "addons": [],
+        "proration": "none",
+    },
     ("POST", "/v1/subscriptions/{subscription_id}/pause"): None,
     ("POST", "/v1/subscriptions/{subscription_id}/resume"): None,
     ("POST", "/v1/subscriptions/{subscription_id}/cancel"): lambda b: {"at_period_end": False},

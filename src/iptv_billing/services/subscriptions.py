@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
+from iptv_billing.domain import addons as addon_rules
 from iptv_billing.domain import subscription as lifecycle
 from iptv_billing.domain.catalog import BillingTerms
-from iptv_billing.domain.errors import Conflict, InvalidInput, NotFound
+from iptv_billing.domain.errors import Conflict, NotFound
 from iptv_billing.domain.proration import ProrationMode
 from iptv_billing.domain.subscription import LifecycleResult, SubscriptionState
 from iptv_billing.services import catalog, invoicing
@@ -19,8 +20,6 @@ from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import InvoiceRecord, SubscriptionRecord, TermsRecord
-
-MAX_ADDON_QUANTITY = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +37,12 @@ class ChangePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeAddons:
+    addons: tuple[tuple[str, int], ...]  # the full set wanted; () drops every add-on
+    proration: ProrationMode
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionChange:
     subscription: SubscriptionRecord
     invoice: InvoiceRecord | None
@@ -51,7 +56,7 @@ def create_subscription(
         raise Conflict("customer.closed", f"customer {customer.id} is closed")
     terms_record = catalog.terms_in_force(uow, ctx, catalog.get_plan(uow, ctx, cmd.plan_id).id)
     terms = catalog.load_terms(terms_record)
-    addons = _checked_addons(terms, cmd.addons)
+    addons = lifecycle.normalise_addons(terms, customer.currency, cmd.addons)
     result = lifecycle.start(terms, customer.currency, ctx.now(), ctx.tz, cmd.trial, addons)
     record = SubscriptionRecord(
         id=ctx.ids.new("sub"),
@@ -67,18 +72,6 @@ def create_subscription(
     uow.subscriptions.add(record)
     invoice = _invoice_lines(uow, ctx, record, terms, result, "subscription_create")
     return SubscriptionChange(record, invoice)
-
-
-def _checked_addons(
-    terms: BillingTerms, addons: tuple[tuple[str, int], ...]
-) -> tuple[tuple[str, int], ...]:
-    seen: set[str] = set()
-    for code, quantity in addons:
-        terms.addon(code)  # refuses codes the terms do not offer
-        if not 1 <= quantity <= MAX_ADDON_QUANTITY or code in seen:
-            raise InvalidInput("subscription.invalid_addon", f"add-on {code} x{quantity}")
-        seen.add(code)
-    return tuple(sorted(addons))
 
 
 def change_plan(
@@ -103,6 +96,16 @@ def change_plan(
     uow.subscriptions.update(updated)
     invoice = _invoice_lines(uow, ctx, updated, new_terms, result, "subscription_update")
     return SubscriptionChange(_bumped(updated), invoice)
+
+
+def change_addons(
+    uow: UnitOfWork, ctx: Context, subscription_id: str, cmd: ChangeAddons
+) -> SubscriptionChange:
+    """Buy or drop add-ons now; with proration the difference is invoiced at once."""
+    current = get_subscription(uow, ctx, subscription_id, for_update=True)
+    terms = catalog.load_terms(catalog.get_terms(uow, ctx, current.terms_id))
+    result = addon_rules.change_addons(current.state, terms, cmd.addons, cmd.proration, ctx.now())
+    return _store(uow, ctx, current, result, terms)
 
 
 def pause(uow: UnitOfWork, ctx: Context, subscription_id: str) -> SubscriptionChange:

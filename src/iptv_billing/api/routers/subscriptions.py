@@ -26,7 +26,7 @@ Status = Literal["trialing", "active", "past_due", "paused", "suspended", "cance
 
 class AddOnQuantity(ApiModel):
     code: str = Field(max_length=64)
-    quantity: int = Field(default=1, ge=1, le=50)
+    quantity: int = Field(default=1, ge=1, le=100)
 
 
 class SubscriptionIn(ApiModel):
@@ -42,6 +42,17 @@ class ChangePlanIn(ApiModel):
         description="none: switch now, no charge; prorate_now: credit the unused part of the "
         "old plan and charge the rest of the period on the new one; at_period_end: switch at "
         "the next renewal"
+    )
+
+
+class AddOnsIn(ApiModel):
+    addons: list[AddOnQuantity] = Field(
+        max_length=20, description="the full set of add-ons wanted; [] drops them all"
+    )
+    proration: Literal["none", "prorate_now"] = Field(
+        default="prorate_now",
+        description="prorate_now: charge added units and credit dropped ones for the rest of "
+        "the period; none: the new quantities count from the next renewal",
     )
 
 
@@ -140,6 +151,20 @@ def change_plan(
     cmd = subscriptions.ChangePlan(body.plan_id, ProrationMode(body.proration))
     return SubscriptionOut.of_change(
         write(services, caller, lambda u, c: subscriptions.change_plan(u, c, subscription_id, cmd))
+    )
+
+
+@router.post("/v1/subscriptions/{subscription_id}/addons", response_model=SubscriptionOut)
+def change_addons(
+    subscription_id: ResourceId, body: AddOnsIn, caller: AdminWrite, services: Services
+) -> SubscriptionOut:
+    """Buy or drop add-ons such as extra connections in the middle of a period."""
+    wanted = tuple((a.code, a.quantity) for a in body.addons)
+    cmd = subscriptions.ChangeAddons(wanted, ProrationMode(body.proration))
+    return SubscriptionOut.of_change(
+        write(
+            services, caller, lambda u, c: subscriptions.change_addons(u, c, subscription_id, cmd)
+        )
     )
 
 
