@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from iptv_billing import __version__
@@ -56,7 +57,9 @@ def _add_operational_routes(app: FastAPI, metrics: RequestMetrics) -> None:
 def create_app(services: AppServices, routers: Iterable[APIRouter] = ROUTERS) -> FastAPI:
     routers = list(routers)
     _check_idempotent(routers)
-    app = FastAPI(
+    # FastAPIOffline serves the Swagger UI and ReDoc assets from the installed package: /docs
+    # works on a machine (or a browser) without internet access.
+    app = FastAPIOffline(
         title="iptv-billing",
         version=__version__,
         description=DESCRIPTION,
