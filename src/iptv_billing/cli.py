@@ -18,10 +18,12 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Operators (tenants) and their API keys.", no_args_is_help=True)
 clock_app = typer.Typer(help="A tenant's test clock.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks; each prints one JSON line.", no_args_is_help=True)
+books_app = typer.Typer(help="Audit the books.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(clock_app, name="clock")
 app.add_typer(bench_app, name="bench")
+app.add_typer(books_app, name="books")
 console = Console()
 
 DatabaseUrl = Annotated[
@@ -229,6 +231,27 @@ def _clock_change(database_url: str | None, change: Any) -> Any:
         uow.commit()
     console.print(f"test clock now {now.isoformat()}")
     return runtime
+
+
+@books_app.command("check")
+def books_check(tenant: TenantId, database_url: DatabaseUrl = None) -> None:
+    """Check that the journal balances and agrees with wallets, invoices and numbering;
+    exits 1 and lists every discrepancy when it does not."""
+    from iptv_billing.services.audit import check_books
+
+    runtime = _open(database_url)
+    with runtime.database.uow(read_only=True) as uow:
+        report = check_books(uow, tenant)
+    rows = [_as_dict(d) for d in report.discrepancies]
+    console.print_json(
+        json.dumps({"tenant": tenant, "consistent": report.consistent, "discrepancies": rows})
+    )
+    if not report.consistent:
+        raise typer.Exit(1)
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in item.__dataclass_fields__}
 
 
 @bench_app.command("billing-run")

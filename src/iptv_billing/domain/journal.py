@@ -35,6 +35,10 @@ _REVENUE_BY_LINE_KIND = {
 
 
 # -- accounts ----------------------------------------------------------------------------------
+RECEIVABLE_PREFIX = "receivable:"
+WALLET_PREFIX = "wallet:"
+
+
 def receivable(customer_id: str) -> str:
     return _account("receivable", customer_id)
 

@@ -16,6 +16,7 @@ from iptv_billing.api.routers._work import read, write
 from iptv_billing.api.schemas import ApiModel
 from iptv_billing.domain.errors import NotFound
 from iptv_billing.services import test_clocks
+from iptv_billing.services.audit import Discrepancy, check_books
 from iptv_billing.services.billing_run import BillingRunner
 from iptv_billing.services.records import BillingRunRecord
 
@@ -106,6 +107,32 @@ def get_run(run_id: ResourceId, caller: ReadAccess, services: Services) -> Billi
         return out
 
     return read(services, caller, work)
+
+
+class DiscrepancyOut(ApiModel):
+    check: str
+    subject: str
+    currency: str | None
+    expected: int = Field(description="minor units (or, for numbering, the highest number)")
+    found: int
+
+
+class BooksCheckOut(ApiModel):
+    object: Literal["books_check"] = "books_check"
+    consistent: bool
+    discrepancies: list[DiscrepancyOut]
+
+
+@router.get("/v1/books/check", response_model=BooksCheckOut)
+def books_check(caller: ReadAccess, services: Services) -> BooksCheckOut:
+    """Does the journal balance and agree with wallets, open invoices and invoice numbering?"""
+    report = read(services, caller, lambda u, c: check_books(u, c.tenant_id))
+    found = [DiscrepancyOut(**_fields(d)) for d in report.discrepancies]
+    return BooksCheckOut(consistent=report.consistent, discrepancies=found)
+
+
+def _fields(item: Discrepancy) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in Discrepancy.__dataclass_fields__}
 
 
 @router.get("/v1/test-clock", response_model=ClockOut)

@@ -304,6 +304,24 @@ class SqlInvoiceRepository:
             totals.setdefault(status, {})[currency] = int(amount)
         return totals
 
+    def owed_by_customer(self, tenant_id: str) -> dict[tuple[str, str], int]:
+        owed = func.sum(INVOICES.c.total_minor - INVOICES.c.amount_paid_minor)
+        query = (
+            select(INVOICES.c.customer_id, INVOICES.c.currency, owed)
+            .where(INVOICES.c.tenant_id == tenant_id, INVOICES.c.status.in_(_OWED))
+            .group_by(INVOICES.c.customer_id, INVOICES.c.currency)
+        )
+        return {(customer, c): int(total) for customer, c, total in self._c.execute(query)}
+
+    def numbering(self, tenant_id: str) -> Sequence[tuple[str, int, int]]:
+        number = INVOICES.c.number
+        query = (
+            select(INVOICES.c.series, func.count(number), func.max(number))
+            .where(INVOICES.c.tenant_id == tenant_id, number.is_not(None))
+            .group_by(INVOICES.c.series)
+        )
+        return [(series, int(n), int(top)) for series, n, top in self._c.execute(query)]
+
     def count_by_status(self, tenant_id: str) -> dict[str, int]:
         query = (
             select(INVOICES.c.status, func.count())

@@ -75,6 +75,15 @@ class SqlJournalRepository:
         ).scalar_one()
         return int(total)  # SUM(bigint) is NUMERIC (a Decimal) on PostgreSQL
 
+    def balances_by_account(self, tenant_id: str, prefix: str) -> dict[tuple[str, str], int]:
+        postings = JOURNAL_POSTINGS.c
+        query = (
+            select(postings.account, postings.currency, func.sum(postings.amount_minor))
+            .where(postings.tenant_id == tenant_id, postings.account.startswith(prefix))
+            .group_by(postings.account, postings.currency)
+        )
+        return {(a, c): int(total) for a, c, total in self._c.execute(query)}
+
     def imbalances(self, tenant_id: str) -> Sequence[tuple[str, str, int]]:
         total = func.sum(JOURNAL_POSTINGS.c.amount_minor)
         query = (

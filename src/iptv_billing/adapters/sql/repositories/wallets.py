@@ -94,6 +94,12 @@ class SqlWalletRepository:
         balance = self._c.execute(statement).scalar_one_or_none()
         return None if balance is None else int(balance)
 
+    def balances(self, tenant_id: str) -> dict[tuple[str, str], int]:
+        query = select(WALLETS.c.customer_id, WALLETS.c.currency, WALLETS.c.balance_minor).where(
+            WALLETS.c.tenant_id == tenant_id
+        )
+        return {(customer, c): int(balance) for customer, c, balance in self._c.execute(query)}
+
     def totals(self, tenant_id: str) -> dict[str, int]:
         query = (
             select(WALLETS.c.currency, func.sum(WALLETS.c.balance_minor))
