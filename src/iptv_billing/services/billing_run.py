@@ -135,7 +135,7 @@ class BillingRunner:
                 fresh = uow.subscriptions.get(run.tenant_id, sub.id, for_update=True)
                 try:
                     outcome = self._plan(uow, ctx, run, [fresh] if fresh else [])
-                    self._write(uow, ctx, run, outcome)
+                    self._write(uow, ctx, run, outcome, check_existing=True)
                 except BillingError as error:
                     uow.rollback()
                     outcome = BatchOutcome(failures=[(sub.id, error.code, error.message)])
@@ -220,20 +220,32 @@ class BillingRunner:
         )
 
     def _write(
-        self, uow: UnitOfWork, ctx: Context, run: BillingRunRecord, outcome: BatchOutcome
+        self,
+        uow: UnitOfWork,
+        ctx: Context,
+        run: BillingRunRecord,
+        outcome: BatchOutcome,
+        *,
+        check_existing: bool = False,
     ) -> None:
-        fresh = self._without_existing(uow, outcome)
-        finalized = invoicing.finalize_all(uow, ctx, fresh, outcome.due_days[: len(fresh)])
+        # A batch trusts its claim (the subscriptions are locked and due, so their next cycles
+        # cannot be stored yet) and lets the cycle key catch the anomaly; the one-by-one retry
+        # then drops cycles that are stored, so one bad row never blocks a subscription.
+        fresh = self._without_existing(uow, outcome) if check_existing else outcome.drafts
+        uow.journal.add(ctx.tenant_id, invoicing.finalization_entries(ctx, fresh), ctx.now())
+        failed = {f[0] for f in outcome.failures}
+        uow.subscriptions.update_many([s for s in outcome.renewed if s.id not in failed])
+        for sub_id, code, message in outcome.failures:
+            uow.billing_runs.add_failure(run.id, run.tenant_id, sub_id, code, message[:1000])
+        # Numbers last: the series counter is locked from here to commit, and workers sharing
+        # the run queue on it, so everything that does not need a number is already written.
+        finalized = invoicing.number_and_finalize(uow, ctx, fresh, outcome.due_days[: len(fresh)])
         if uow.invoices.add_many(finalized) != len(finalized):
             # A cycle appeared after we checked (another writer): the numbers just taken
             # would leave a gap, so undo the batch and take it one subscription at a time.
             raise Conflict("billing.cycle_invoiced_concurrently", "retrying one by one")
         invoicing.credit_negative_totals(uow, ctx, finalized)
         self._collect(uow, ctx, finalized)
-        failed = {f[0] for f in outcome.failures}
-        uow.subscriptions.update_many([s for s in outcome.renewed if s.id not in failed])
-        for sub_id, code, message in outcome.failures:
-            uow.billing_runs.add_failure(run.id, run.tenant_id, sub_id, code, message[:1000])
         outcome.drafts = finalized
 
     def _without_existing(self, uow: UnitOfWork, outcome: BatchOutcome) -> list[InvoiceRecord]:

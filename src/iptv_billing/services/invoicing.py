@@ -76,20 +76,35 @@ def finalize_all(
     uow: UnitOfWork, ctx: Context, drafts: Sequence[InvoiceRecord], due_days: Sequence[int]
 ) -> list[InvoiceRecord]:
     """Number, date and journal a batch of drafts (already stored or about to be)."""
+    uow.journal.add(ctx.tenant_id, finalization_entries(ctx, drafts), ctx.now())
+    return number_and_finalize(uow, ctx, drafts, due_days)
+
+
+def finalization_entries(
+    ctx: Context, drafts: Sequence[InvoiceRecord]
+) -> list[tuple[str, journal.JournalEntry, str | None]]:
+    """The journal entries that finalizing ``drafts`` books (they do not depend on numbers)."""
+    entries: list[tuple[str, journal.JournalEntry, str | None]] = []
+    for draft in drafts:
+        entry = journal.invoice_finalized(draft.customer_id, draft.lines)
+        if entry is not None:
+            entries.append((ctx.ids.new("je"), entry, draft.id))
+    return entries
+
+
+def number_and_finalize(
+    uow: UnitOfWork, ctx: Context, drafts: Sequence[InvoiceRecord], due_days: Sequence[int]
+) -> list[InvoiceRecord]:
+    """Take consecutive numbers for ``drafts`` and finalize them. The series counter stays
+    locked until commit, so callers do this as late in their transaction as they can."""
     if not drafts:
         return []
     now = ctx.now()
     first = uow.invoices.take_numbers(ctx.tenant_id, ctx.tenant.invoice_prefix, len(drafts))
-    finalized: list[InvoiceRecord] = []
-    entries: list[tuple[str, journal.JournalEntry, str | None]] = []
-    for offset, (draft, days) in enumerate(zip(drafts, due_days, strict=True)):
-        record = _finalized(draft, first + offset, now, add_days(now, days, ctx.tz))
-        entry = journal.invoice_finalized(record.customer_id, record.lines)
-        if entry is not None:
-            entries.append((ctx.ids.new("je"), entry, record.id))
-        finalized.append(record)
-    uow.journal.add(ctx.tenant_id, entries, now)
-    return finalized
+    return [
+        _finalized(draft, first + offset, now, add_days(now, days, ctx.tz))
+        for offset, (draft, days) in enumerate(zip(drafts, due_days, strict=True))
+    ]
 
 
 def _finalized(draft: InvoiceRecord, number: int, now: datetime, due: datetime) -> InvoiceRecord:

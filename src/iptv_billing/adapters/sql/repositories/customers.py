@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, select
 from iptv_billing.adapters.sql.repositories._common import (
     CUSTOMERS,
     chunked,
+    in_ids,
     page,
     to_record,
     to_values,
@@ -55,7 +56,8 @@ class SqlCustomerRepository:
         methods: dict[str, str] = {}
         for part in chunked(sorted(set(customer_ids))):
             query = select(CUSTOMERS.c.id, CUSTOMERS.c.collection_method).where(
-                unindexed(self._c, CUSTOMERS.c.tenant_id) == tenant_id, CUSTOMERS.c.id.in_(part)
+                unindexed(self._c, CUSTOMERS.c.tenant_id) == tenant_id,
+                in_ids(self._c, CUSTOMERS.c.id, part),
             )
             methods.update((customer_id, method) for customer_id, method in self._c.execute(query))
         return methods

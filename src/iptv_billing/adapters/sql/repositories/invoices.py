@@ -16,6 +16,7 @@ from iptv_billing.adapters.sql.repositories._common import (
     INVOICES,
     chunked,
     from_db,
+    in_ids,
     insert_ignoring,
     is_postgresql,
     opt_to_db,
@@ -217,7 +218,8 @@ class SqlInvoiceRepository:
         found: set[tuple[str, datetime]] = set()
         for part in chunked(subscription_ids):
             query = select(INVOICES.c.subscription_id, INVOICES.c.cycle_start).where(
-                INVOICES.c.subscription_id.in_(part), INVOICES.c.cycle_start.is_not(None)
+                in_ids(self._c, INVOICES.c.subscription_id, part),
+                INVOICES.c.cycle_start.is_not(None),
             )
             found.update((sub, from_db(start)) for sub, start in self._c.execute(query))
         return found
