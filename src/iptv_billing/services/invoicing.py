@@ -100,19 +100,24 @@ def number_and_finalize(
     if not drafts:
         return []
     now = ctx.now()
+    due_at = {days: add_days(now, days, ctx.tz) for days in set(due_days)}  # few distinct terms
     first = uow.invoices.take_numbers(ctx.tenant_id, ctx.tenant.invoice_prefix, len(drafts))
     return [
-        _finalized(draft, first + offset, now, add_days(now, days, ctx.tz))
+        _finalized(draft, first + offset, now, due_at[days])
         for offset, (draft, days) in enumerate(zip(drafts, due_days, strict=True))
     ]
 
 
+_FINALIZED = next_invoice_status(InvoiceStatus.DRAFT, InvoiceAction.FINALIZE).value
+
+
 def _finalized(draft: InvoiceRecord, number: int, now: datetime, due: datetime) -> InvoiceRecord:
-    status = next_invoice_status(InvoiceStatus(draft.status), InvoiceAction.FINALIZE)
+    if draft.status != InvoiceStatus.DRAFT.value:
+        raise Conflict("invoice.illegal_transition", f"invoice is {draft.status}, not draft")
     if draft.total_minor <= 0:  # nothing to collect: a credit goes to the wallet at once
         paid = InvoiceStatus.PAID.value
         return replace(draft, status=paid, number=number, finalized_at=now, due_at=due, paid_at=now)
-    return replace(draft, status=status.value, number=number, finalized_at=now, due_at=due)
+    return replace(draft, status=_FINALIZED, number=number, finalized_at=now, due_at=due)
 
 
 def credit_negative_totals(

@@ -71,7 +71,10 @@ def opt_to_db(moment: datetime | None) -> datetime | None:
 
 def from_db(moment: datetime) -> datetime:
     """Aware UTC for reading: SQLite hands back naive UTC, PostgreSQL the session's zone."""
-    if moment.tzinfo is None:
+    tz = moment.tzinfo
+    if tz is UTC:  # the usual case on PostgreSQL with a UTC session: nothing to convert
+        return moment
+    if tz is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
 
