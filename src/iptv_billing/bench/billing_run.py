@@ -8,7 +8,6 @@ subscription state.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import threading
@@ -246,7 +245,3 @@ def run_benchmark(url: str, n: int, batch_size: int, workers: int = 1) -> dict[s
         "seed_seconds": round(seed_seconds, 2),
         "machine": machine(),
     }
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(json.dumps(run_benchmark("sqlite:///./bench-billing.db", 10_000, 2000)))

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import AwareDatetime, Field
 
-from iptv_billing.api.deps import AdminWrite, ReadAccess, Services
+from iptv_billing.api.deps import AdminWrite, AppServices, ReadAccess, Services
 from iptv_billing.api.idempotency import IdempotentRoute
 from iptv_billing.api.pagination import ListResponse, Pagination
 from iptv_billing.api.routers._common import ResourceId
@@ -72,7 +72,7 @@ class AdvanceIn(ApiModel):
     run_billing: bool = Field(default=True, description="run billing at the new time")
 
 
-def _run(services: Any, tenant_id: str) -> BillingRunRecord:
+def _run(services: AppServices, tenant_id: str) -> BillingRunRecord:
     runner = BillingRunner(services.database.uow, services.system_clock, services.ids)
     return runner.run(tenant_id)
 
