@@ -162,6 +162,19 @@ class MemoryIdempotencyRepository:
             done = replace(entry, status_code=status_code, response_body=body)
             self._s.idempotency[(tenant_id, key)] = done
 
+    def release_stale(self, tenant_id: str, key: str, started_before: datetime) -> bool:
+        entry = self._s.idempotency.get((tenant_id, key))
+        if entry is None or entry.status_code is not None or entry.created_at >= started_before:
+            return False
+        del self._s.idempotency[(tenant_id, key)]
+        return True
+
+    def purge(self, created_before: datetime) -> int:
+        old = [k for k, e in self._s.idempotency.items() if e.created_at < created_before]
+        for k in old:
+            del self._s.idempotency[k]
+        return len(old)
+
     def release(self, tenant_id: str, key: str) -> None:
         entry = self._s.idempotency.get((tenant_id, key))
         if entry is not None and entry.status_code is None:

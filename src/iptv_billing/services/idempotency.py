@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from datetime import timedelta
 
 from iptv_billing.domain.canonical import canonical_json
 from iptv_billing.domain.errors import Conflict, InvalidInput
@@ -37,6 +38,12 @@ MAX_KEY_LENGTH = 255
 MAX_STORED_PATH_LENGTH = 500  # the column's width; the fingerprint covers the full path
 # A reservation can vanish between a failed reserve and the read (the owner abandoned it).
 _BEGIN_ATTEMPTS = 3
+
+# How long a key is remembered (as Stripe's); a retry after that runs as a new request.
+RETENTION = timedelta(hours=24)
+# No request runs this long (a billing run of a million subscriptions takes minutes), so an
+# older in-progress reservation is a dead process's and may be taken over.
+STALE_AFTER = timedelta(hours=1)
 
 
 def validate_key(key: str) -> None:
@@ -113,6 +120,11 @@ def begin(
             if uow.idempotency.reserve(entry):
                 uow.commit()
                 return None
+            # A reservation older than any request can run belongs to a process that died
+            # between its work and storing the answer: release it and reserve again.
+            if uow.idempotency.release_stale(tenant_id, key, clock.now() - STALE_AFTER):
+                uow.commit()
+                continue
             existing = uow.idempotency.get(tenant_id, key)
         if existing is not None:
             return _judge(existing, fingerprint)
@@ -126,6 +138,14 @@ def finish(
     with uow_factory() as uow:
         uow.idempotency.complete(tenant_id, key, status_code, body)
         uow.commit()
+
+
+def purge_expired(uow_factory: UnitOfWorkFactory, clock: Clock) -> int:
+    """Forget keys older than ``RETENTION`` (a retry after that is a new request)."""
+    with uow_factory() as uow:
+        purged = uow.idempotency.purge(clock.now() - RETENTION)
+        uow.commit()
+    return purged
 
 
 def abandon(uow_factory: UnitOfWorkFactory, tenant_id: str, key: str) -> None:

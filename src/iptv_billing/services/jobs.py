@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from iptv_billing.domain.errors import BillingError
-from iptv_billing.services import payments
+from iptv_billing.services import idempotency, payments
 from iptv_billing.services.billing_run import BillingRunner
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.context import load_context
@@ -42,6 +42,7 @@ class RecurringJobs:
 
     def tick(self) -> TickReport:
         """One pass over every tenant; one tenant's failure never stops the others."""
+        idempotency.purge_expired(self._uow, self._clock)
         with self._uow(read_only=True) as uow:
             tenants = list(uow.tenants.list())
         billed = invoices = settled = failures = 0

@@ -51,6 +51,14 @@ class IdempotencyRepository(Protocol):
 
     def complete(self, tenant_id: str, key: str, status_code: int, body: str) -> None: ...
     def release(self, tenant_id: str, key: str) -> None: ...
+    def release_stale(self, tenant_id: str, key: str, started_before: datetime) -> bool:
+        """Release an in-progress reservation made before ``started_before`` (its request
+        died); True if one was released."""
+        ...
+
+    def purge(self, created_before: datetime) -> int:
+        """Forget every entry created before ``created_before``; how many went."""
+        ...
 
 
 class CatalogRepository(Protocol):

@@ -100,6 +100,21 @@ class SqlIdempotencyRepository:
             .values(status_code=status_code, response_body=body)
         )
 
+    def release_stale(self, tenant_id: str, key: str, started_before: datetime) -> bool:
+        result = self._c.execute(
+            IDEMPOTENCY.delete().where(
+                IDEMPOTENCY.c.tenant_id == tenant_id,
+                IDEMPOTENCY.c.key == key,
+                IDEMPOTENCY.c.status_code.is_(None),
+                IDEMPOTENCY.c.created_at < to_db(started_before),
+            )
+        )
+        return bool(result.rowcount)
+
+    def purge(self, created_before: datetime) -> int:
+        statement = IDEMPOTENCY.delete().where(IDEMPOTENCY.c.created_at < to_db(created_before))
+        return int(self._c.execute(statement).rowcount)
+
     def release(self, tenant_id: str, key: str) -> None:
         """Forget an in-progress reservation (the request failed); completed ones stay."""
         self._c.execute(
