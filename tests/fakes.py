@@ -540,6 +540,9 @@ class MemoryUnitOfWork:
         self.billing_runs = MemoryBillingRunRepository(state)
 
 
+T = TypeVar("T")
+
+
 class MemoryDatabase:
     """The in-memory stand-in for ``adapters.sql.uow.Database``."""
 
@@ -550,6 +553,13 @@ class MemoryDatabase:
 
     def uow(self, *, read_only: bool = False) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self, read_only=read_only)
+
+    def transact(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """One committed unit of work (memory has no transient failures to retry)."""
+        with self.uow() as uow:
+            result = fn(uow)
+            uow.commit()
+            return result
 
 
 class _Database(Protocol):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -27,11 +27,16 @@ from iptv_billing.services.ids import IdGenerator
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import TenantRecord
 
+T = TypeVar("T")
+
 
 class Database(Protocol):
     """What the API needs of ``adapters.sql.uow.Database``."""
 
     def uow(self, *, read_only: bool = False) -> UnitOfWork: ...
+    def transact(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """``fn`` in one committed unit of work, rerun from scratch on transient failures."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,6 +145,11 @@ class Database:
     def uow(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return self._factory(read_only=read_only)
 
+    def transact(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """``fn`` in one committed unit of work, rerun on serialization failures, deadlocks
+        and a busy SQLite (see ``run_in_transaction``)."""
+        return run_in_transaction(self._factory, fn)
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -15,11 +15,14 @@ Work = Callable[[UnitOfWork, Context], T]
 
 
 def write(services: AppServices, caller: Principal, work: Work[T]) -> T:
-    with services.database.uow() as uow:
+    """One committed unit of work, rerun whole when the database reports a transient conflict
+    (a deadlock, a serialization failure, a busy SQLite) instead of answering 500."""
+
+    def attempt(uow: UnitOfWork) -> T:
         ctx = load_context(uow, caller.tenant_id, services.system_clock, services.ids)
-        result = work(uow, ctx)
-        uow.commit()
-        return result
+        return work(uow, ctx)
+
+    return services.database.transact(attempt)
 
 
 def read(services: AppServices, caller: Principal, work: Work[T]) -> T:

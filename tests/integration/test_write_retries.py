@@ -1,0 +1,68 @@
+"""An API write that meets a transient database failure (SQLite busy, a PostgreSQL deadlock or
+serialization failure) is rerun whole, exactly once in effect, instead of answering 500."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from operator_harness import Operator
+from sqlalchemy.exc import OperationalError
+
+from iptv_billing.api.app import create_app
+from iptv_billing.api.deps import AppServices
+from iptv_billing.services import access
+
+
+class FlakyCommits:
+    """A unit-of-work factory whose first ``failures`` commits fail as a busy SQLite would."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self._inner = inner
+        self.failures = failures
+
+    def __call__(self, *, read_only: bool = False) -> Any:
+        uow = self._inner(read_only=read_only)
+        real_commit = uow.commit
+
+        def commit() -> None:
+            if self.failures > 0:
+                self.failures -= 1
+                raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+            real_commit()
+
+        uow.commit = commit
+        return uow
+
+
+@pytest.fixture
+def operator(database_url: str) -> Iterator[Operator]:
+    op = Operator(database_url)
+    yield op
+    op.close()
+
+
+def test_a_write_is_retried_after_transient_failures(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with operator.database.uow() as uow:
+        _, key = access.issue_api_key(
+            uow, operator.ids, operator.system, operator.tenant_id, "ops", "admin"
+        )
+        uow.commit()
+    flaky = FlakyCommits(operator.database._factory, failures=2)
+    monkeypatch.setattr(operator.database, "_factory", flaky)
+    monkeypatch.setattr("iptv_billing.adapters.sql.uow.backoff_delay", lambda attempt: 0.0)
+    app = create_app(AppServices(operator.database, operator.ids, operator.system))
+    body = {"name": "Ana", "email": "ana@example.com", "currency": "EUR"}
+    with TestClient(app) as client:
+        created = client.post(
+            "/v1/customers", json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+    assert created.status_code == 201, created.text
+    assert flaky.failures == 0
+    customers = operator.read(lambda u, c: u.customers.list(c.tenant_id, 10, None).items)
+    assert [c.email for c in customers] == ["ana@example.com"]  # once, not three times
