@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from iptv_billing.adapters.payments.test_provider import TestCardProvider
-from iptv_billing.adapters.sql.uow import Database, open_database
+from iptv_billing.adapters.sql.uow import Database, is_transient, open_database
 from iptv_billing.config import Settings
 from iptv_billing.services.clock import Clock, SystemClock
 from iptv_billing.services.ids import IdGenerator, TimeOrderedIds
@@ -42,7 +42,7 @@ def build_app(runtime: Runtime, job_interval: float | None = None) -> FastAPI:
     from iptv_billing.api.app import create_app
     from iptv_billing.api.deps import AppServices
 
-    app = create_app(AppServices(runtime.database, runtime.ids, runtime.clock))
+    app = create_app(AppServices(runtime.database, runtime.ids, runtime.clock, is_transient))
     app.state.payment_provider = runtime.payment_provider
     if job_interval:
         scheduler = Scheduler(runtime, job_interval)
@@ -56,7 +56,11 @@ class Scheduler:
 
     def __init__(self, runtime: Runtime, interval: float) -> None:
         self._jobs = RecurringJobs(
-            runtime.database.uow, runtime.clock, runtime.ids, runtime.payment_provider
+            runtime.database.uow,
+            runtime.clock,
+            runtime.ids,
+            runtime.payment_provider,
+            is_transient=is_transient,
         )
         self._interval = interval
         self._stop = threading.Event()

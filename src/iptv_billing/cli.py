@@ -109,10 +109,17 @@ def bill(
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
 ) -> None:
     """Run billing for a tenant up to its clock's now (safe to repeat)."""
+    from iptv_billing.adapters.sql.uow import is_transient
     from iptv_billing.services.billing_run import BillingRunner
 
     runtime = _open(database_url)
-    runner = BillingRunner(runtime.database.uow, runtime.clock, runtime.ids, batch_size=batch_size)
+    runner = BillingRunner(
+        runtime.database.uow,
+        runtime.clock,
+        runtime.ids,
+        batch_size=batch_size,
+        is_transient=is_transient,
+    )
     columns = (TextColumn("renewing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("renew", total=None)
@@ -201,6 +208,7 @@ def clock_advance(
     run_billing: Annotated[bool, typer.Option(help="bill at the new time")] = True,
 ) -> None:
     """Advance the tenant's frozen clock to TO and run billing there."""
+    from iptv_billing.adapters.sql.uow import is_transient
     from iptv_billing.services import test_clocks
     from iptv_billing.services.billing_run import BillingRunner
 
@@ -208,7 +216,10 @@ def clock_advance(
         database_url, lambda uow, _runtime: test_clocks.advance_to(uow, tenant, _aware(to))
     )
     if run_billing:
-        run = BillingRunner(runtime.database.uow, runtime.clock, runtime.ids).run(tenant)
+        runner = BillingRunner(
+            runtime.database.uow, runtime.clock, runtime.ids, is_transient=is_transient
+        )
+        run = runner.run(tenant)
         console.print(f"billing run {run.id}: {run.invoices_created} invoices")
 
 

@@ -66,3 +66,52 @@ def test_a_write_is_retried_after_transient_failures(
     assert flaky.failures == 0
     customers = operator.read(lambda u, c: u.customers.list(c.tenant_id, 10, None).items)
     assert [c.email for c in customers] == ["ana@example.com"]  # once, not three times
+
+
+def test_a_billing_batch_is_rerun_after_a_transient_failure(operator: Operator) -> None:
+    from test_billing_run import all_invoices
+
+    from iptv_billing.adapters.sql.uow import is_transient
+    from iptv_billing.services.billing_run import BillingRunner
+
+    operator.plan("basic", "9.99")
+    subs = [operator.subscribe(operator.customer().id, "basic") for _ in range(5)]
+    operator.advance(35)
+    before = len(all_invoices(operator))
+    # The run's own record commits first; the next commit is the batch's: it fails twice.
+    flaky = FlakyCommits(operator.database.uow, failures=0)
+    runner = BillingRunner(
+        flaky, operator.system, operator.ids, is_transient=is_transient, sleep=lambda _s: None
+    )
+    original_start = runner._start
+
+    def start_then_fail_twice(tenant_id: str) -> Any:
+        record = original_start(tenant_id)
+        flaky.failures = 2
+        return record
+
+    runner._start = start_then_fail_twice  # type: ignore[method-assign]
+    run = runner.run(operator.tenant_id)
+    assert flaky.failures == 0
+    assert (run.invoices_created, run.failures) == (len(subs), 0)
+    assert len(all_invoices(operator)) == before + len(subs)  # each period once
+
+
+def test_without_a_transient_predicate_the_failure_surfaces(operator: Operator) -> None:
+    from iptv_billing.services.billing_run import BillingRunner
+
+    operator.plan("basic", "9.99")
+    operator.subscribe(operator.customer().id, "basic")
+    operator.advance(35)
+    flaky = FlakyCommits(operator.database.uow, failures=0)
+    runner = BillingRunner(flaky, operator.system, operator.ids)
+    original_start = runner._start
+
+    def start_then_fail(tenant_id: str) -> Any:
+        record = original_start(tenant_id)
+        flaky.failures = 1
+        return record
+
+    runner._start = start_then_fail  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        runner.run(operator.tenant_id)

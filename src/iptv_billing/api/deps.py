@@ -39,6 +39,10 @@ class Database(Protocol):
         ...
 
 
+def _never_transient(_error: BaseException) -> bool:
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class AppServices:
     """What the app is built from; stored on ``app.state.services``."""
@@ -46,6 +50,8 @@ class AppServices:
     database: Database
     ids: IdGenerator
     system_clock: Clock
+    # Which storage errors are worth retrying; the composition root passes the adapter's.
+    is_transient: Callable[[BaseException], bool] = _never_transient
 
 
 def get_services(request: Request) -> AppServices:

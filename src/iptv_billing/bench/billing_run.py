@@ -22,7 +22,7 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.engine import make_url
 
 from iptv_billing.adapters.sql import tables
-from iptv_billing.adapters.sql.uow import open_database
+from iptv_billing.adapters.sql.uow import is_transient, open_database
 from iptv_billing.bench.machine import machine
 from iptv_billing.domain.catalog import BillingTerms
 from iptv_billing.domain.money import Money
@@ -196,7 +196,9 @@ def _renew_in_worker(url: str, tenant: str, batch_size: int) -> tuple[int, int, 
     """One worker process of a shared run: (renewed, invoices, failures, peak RSS bytes)."""
     database = open_database(url, migrate=False)
     clock = FixedClock(START)
-    runner = BillingRunner(database.uow, clock, TimeOrderedIds(clock), batch_size=batch_size)
+    runner = BillingRunner(
+        database.uow, clock, TimeOrderedIds(clock), batch_size=batch_size, is_transient=is_transient
+    )
     with RssSampler() as rss:
         run = runner.run(tenant)
     database.dispose()

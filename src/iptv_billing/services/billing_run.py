@@ -10,13 +10,14 @@ longer due, and the (subscription, cycle start) unique key refuses a second invo
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from iptv_billing.domain import billing
 from iptv_billing.domain.catalog import BillingTerms
-from iptv_billing.domain.errors import BillingError, Conflict
+from iptv_billing.domain.errors import BillingError, Conflict, InvariantViolated
 from iptv_billing.domain.subscription import apply_events
 from iptv_billing.services import catalog, invoicing
 from iptv_billing.services.clock import Clock
@@ -26,6 +27,7 @@ from iptv_billing.services.ports import UnitOfWork, UnitOfWorkFactory
 from iptv_billing.services.records import BillingRunRecord, InvoiceRecord, SubscriptionRecord
 
 log = logging.getLogger(__name__)
+RETRY_DELAY = 0.05  # seconds before the first retry of a batch; doubles after each
 Progress = Callable[[int], None]
 
 
@@ -54,11 +56,20 @@ class BillingRunner:
         ids: IdGenerator,
         *,
         batch_size: int = 1000,
+        is_transient: Callable[[BaseException], bool] = lambda _error: False,
+        attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._uow = uow_factory
         self._clock = system_clock
         self._ids = ids
         self._batch_size = batch_size
+        # The storage adapter knows which of its errors are worth a retry (deadlock,
+        # serialization failure, busy SQLite); a batch is one transaction, so rerunning it whole
+        # is safe.
+        self._is_transient = is_transient
+        self._attempts = attempts
+        self._sleep = sleep
         self._terms: dict[str, BillingTerms] = {}
         self._plan_of: dict[str, str] = {}  # terms id → plan id
 
@@ -106,6 +117,19 @@ class BillingRunner:
 
     # -- renewals ---------------------------------------------------------------------------
     def _renew_batch(
+        self, run: BillingRunRecord, after: str | None, totals: RunTotals
+    ) -> tuple[int, str | None]:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return self._renew_batch_once(run, after, totals)
+            except Exception as error:
+                if attempt >= self._attempts or not self._is_transient(error):
+                    raise
+                log.info("billing run %s: transient failure, batch retried: %s", run.id, error)
+                self._sleep(RETRY_DELAY * 2 ** (attempt - 1))
+        raise InvariantViolated("a billing run needs at least one attempt per batch")
+
+    def _renew_batch_once(
         self, run: BillingRunRecord, after: str | None, totals: RunTotals
     ) -> tuple[int, str | None]:
         with self._uow() as uow:

@@ -5,6 +5,7 @@ that the provider confirmed asynchronously."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from iptv_billing.domain.errors import BillingError
@@ -34,11 +35,14 @@ class RecurringJobs:
         clock: Clock,
         ids: IdGenerator,
         provider: PaymentProvider,
+        *,
+        is_transient: Callable[[BaseException], bool] = lambda _error: False,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._ids = ids
         self._provider = provider
+        self._is_transient = is_transient
 
     def tick(self) -> TickReport:
         """One pass over every tenant; one tenant's failure never stops the others."""
@@ -50,7 +54,10 @@ class RecurringJobs:
             try:
                 settled += self._settle_payments(tenant.id)
                 if tenant.test_clock_now is None:
-                    run = BillingRunner(self._uow, self._clock, self._ids).run(tenant.id)
+                    runner = BillingRunner(
+                        self._uow, self._clock, self._ids, is_transient=self._is_transient
+                    )
+                    run = runner.run(tenant.id)
                     billed, invoices = billed + 1, invoices + run.invoices_created
             except BillingError as error:
                 failures += 1

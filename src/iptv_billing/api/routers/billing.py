@@ -73,7 +73,12 @@ class AdvanceIn(ApiModel):
 
 
 def _run(services: AppServices, tenant_id: str) -> BillingRunRecord:
-    runner = BillingRunner(services.database.uow, services.system_clock, services.ids)
+    runner = BillingRunner(
+        services.database.uow,
+        services.system_clock,
+        services.ids,
+        is_transient=services.is_transient,
+    )
     return runner.run(tenant_id)
 
 
