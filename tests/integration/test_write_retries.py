@@ -68,29 +68,38 @@ def test_a_write_is_retried_after_transient_failures(
     assert [c.email for c in customers] == ["ana@example.com"]  # once, not three times
 
 
+def _runner_failing_batches(
+    op: Operator, failures: int, **options: Any
+) -> tuple[Any, FlakyCommits]:
+    """A billing runner whose first ``failures`` batch commits fail as a busy SQLite would
+    (the run's own opening record commits normally)."""
+    from iptv_billing.services.billing_run import BillingRunner
+
+    flaky = FlakyCommits(op.database.uow, failures=0)
+    runner = BillingRunner(flaky, op.system, op.ids, **options)
+    original_start = runner._start
+
+    def start_then_fail(tenant_id: str) -> Any:
+        record = original_start(tenant_id)
+        flaky.failures = failures
+        return record
+
+    runner._start = start_then_fail  # type: ignore[method-assign]
+    return runner, flaky
+
+
 def test_a_billing_batch_is_rerun_after_a_transient_failure(operator: Operator) -> None:
     from test_billing_run import all_invoices
 
     from iptv_billing.adapters.sql.uow import is_transient
-    from iptv_billing.services.billing_run import BillingRunner
 
     operator.plan("basic", "9.99")
     subs = [operator.subscribe(operator.customer().id, "basic") for _ in range(5)]
     operator.advance(35)
     before = len(all_invoices(operator))
-    # The run's own record commits first; the next commit is the batch's: it fails twice.
-    flaky = FlakyCommits(operator.database.uow, failures=0)
-    runner = BillingRunner(
-        flaky, operator.system, operator.ids, is_transient=is_transient, sleep=lambda _s: None
+    runner, flaky = _runner_failing_batches(
+        operator, 2, is_transient=is_transient, sleep=lambda _s: None
     )
-    original_start = runner._start
-
-    def start_then_fail_twice(tenant_id: str) -> Any:
-        record = original_start(tenant_id)
-        flaky.failures = 2
-        return record
-
-    runner._start = start_then_fail_twice  # type: ignore[method-assign]
     run = runner.run(operator.tenant_id)
     assert flaky.failures == 0
     assert (run.invoices_created, run.failures) == (len(subs), 0)
@@ -98,20 +107,9 @@ def test_a_billing_batch_is_rerun_after_a_transient_failure(operator: Operator) 
 
 
 def test_without_a_transient_predicate_the_failure_surfaces(operator: Operator) -> None:
-    from iptv_billing.services.billing_run import BillingRunner
-
     operator.plan("basic", "9.99")
     operator.subscribe(operator.customer().id, "basic")
     operator.advance(35)
-    flaky = FlakyCommits(operator.database.uow, failures=0)
-    runner = BillingRunner(flaky, operator.system, operator.ids)
-    original_start = runner._start
-
-    def start_then_fail(tenant_id: str) -> Any:
-        record = original_start(tenant_id)
-        flaky.failures = 1
-        return record
-
-    runner._start = start_then_fail  # type: ignore[method-assign]
+    runner, _ = _runner_failing_batches(operator, 1)
     with pytest.raises(OperationalError):
         runner.run(operator.tenant_id)
