@@ -485,22 +485,40 @@ def _fresh_postgres_database(server: PostgresServer, template: str | None) -> It
         server.drop_database(name)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """URL of a fresh database migrated to head (SQLite file or PostgreSQL database)."""
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("_sqlite_template")
-        target = tmp_path / "test.db"
-        with (
-            contextlib.closing(sqlite3.connect(template)) as source,
-            contextlib.closing(sqlite3.connect(target)) as destination,
-        ):
-            source.backup(destination)
-        yield _sqlite_url(target)
-    else:
+FreshDatabase = Callable[[str, Path], contextlib.AbstractContextManager[str]]
+
+
+@pytest.fixture(scope="session")
+def fresh_database(request: pytest.FixtureRequest) -> FreshDatabase:
+    """Factory: ``with fresh_database(engine, directory) as url`` gives a database migrated to
+    head (a copy of the session's template), dropped afterwards; for fixtures of any scope."""
+
+    @contextlib.contextmanager
+    def fresh(engine: str, directory: Path) -> Iterator[str]:
+        if engine == "sqlite":
+            template: Path = request.getfixturevalue("_sqlite_template")
+            target = directory / "test.db"
+            with (
+                contextlib.closing(sqlite3.connect(template)) as source,
+                contextlib.closing(sqlite3.connect(target)) as destination,
+            ):
+                source.backup(destination)
+            yield _sqlite_url(target)
+            return
         server: PostgresServer = request.getfixturevalue("postgres_server")
         template_name: str = request.getfixturevalue("_postgres_template")
         yield from _fresh_postgres_database(server, template_name)
+
+    return fresh
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, fresh_database: FreshDatabase
+) -> Iterator[str]:
+    """URL of a fresh database migrated to head (SQLite file or PostgreSQL database)."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])

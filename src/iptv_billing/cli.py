@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Annotated, Any
@@ -253,16 +254,12 @@ def books_check(tenant: TenantId, database_url: DatabaseUrl = None) -> None:
     runtime = _open(database_url)
     with runtime.database.uow(read_only=True) as uow:
         report = check_books(uow, tenant)
-    rows = [_as_dict(d) for d in report.discrepancies]
+    rows = [dataclasses.asdict(d) for d in report.discrepancies]
     console.print_json(
         json.dumps({"tenant": tenant, "consistent": report.consistent, "discrepancies": rows})
     )
     if not report.consistent:
         raise typer.Exit(1)
-
-
-def _as_dict(item: Any) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in item.__dataclass_fields__}
 
 
 @bench_app.command("billing-run")

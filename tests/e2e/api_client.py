@@ -23,6 +23,20 @@ class Tenant:
     keys: dict[str, str]  # scope -> secret
 
 
+# Every collection a tenant can list: what the isolation and bad-input tests snapshot.
+LIST_PATHS = (
+    "/v1/channels",
+    "/v1/packages",
+    "/v1/plans",
+    "/v1/customers",
+    "/v1/subscriptions",
+    "/v1/invoices",
+    "/v1/payments",
+    "/v1/billing-runs",
+    "/v1/api-keys",
+)
+
+
 def money(amount: str, currency: str = "EUR") -> dict[str, str]:
     """Money as a request sends it."""
     return {"amount": amount, "currency": currency}

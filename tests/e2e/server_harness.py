@@ -6,17 +6,14 @@ Used by the fixtures in ``conftest.py`` (see there).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,8 +22,6 @@ from api_client import ApiClient, Tenant
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 POOL_SIZE = 32  # tenants seeded per server; each test of a module takes fresh ones
-
-_database_numbers = itertools.count(1)
 
 
 @dataclass
@@ -158,26 +153,3 @@ def running_server(database_url: str, port: int, log_dir: Path) -> Iterator[tupl
         log = _tail(stderr_path)
         if "Traceback" in log:
             sys.stderr.write(f"--- e2e server log ({database_url}) ---\n{log}\n")
-
-
-@contextlib.contextmanager
-def fresh_database(request: pytest.FixtureRequest, engine: str, directory: Path) -> Iterator[str]:
-    """A migrated, empty database of ``engine``, copied from the session's template."""
-    if engine == "sqlite":
-        template: Path = request.getfixturevalue("_sqlite_template")
-        target = directory / "e2e.db"
-        with (
-            contextlib.closing(sqlite3.connect(template)) as source,
-            contextlib.closing(sqlite3.connect(target)) as destination,
-        ):
-            source.backup(destination)
-        yield f"sqlite:///{target}"
-        return
-    server: Any = request.getfixturevalue("postgres_server")
-    template_name: str = request.getfixturevalue("_postgres_template")
-    name = f"e2e_{next(_database_numbers)}"
-    server.create_database(name, template=template_name)
-    try:
-        yield server.url(name)
-    finally:
-        server.drop_database(name)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from api_client import ApiClient, Tenant, assert_problem, money
+from api_client import LIST_PATHS, ApiClient, Tenant, assert_problem, money
 from server_harness import E2EServer
 
 PUBLIC_PATHS = {"/healthz"}
@@ -192,17 +192,7 @@ def fill(path: str, ids: dict[str, str]) -> str:
 def snapshot(owner: Objects) -> dict[str, Any]:
     """Everything the owner can read about its objects."""
     api, ids = owner.api, owner.ids
-    lists = [
-        "/v1/channels",
-        "/v1/packages",
-        "/v1/plans",
-        "/v1/customers",
-        "/v1/subscriptions",
-        "/v1/invoices",
-        "/v1/payments",
-        "/v1/billing-runs",
-        "/v1/api-keys",
-    ]
+    lists = list(LIST_PATHS)
     state: dict[str, Any] = {path: api.list_all(path) for path in lists}
     for method, path in ID_ROUTES:
         if method == "GET":

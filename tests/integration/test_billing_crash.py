@@ -10,9 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
-import pytest
 from operator_harness import START, Operator
 from sqlalchemy import text
 from test_billing_run import _assert_contiguous, _cycle_invoices, all_invoices
@@ -21,13 +19,6 @@ from iptv_billing.services.wallets import wallet_discrepancies
 
 SUBSCRIBERS = 300
 KILLS = 4
-
-
-@pytest.fixture
-def operator(database_url: str) -> Iterator[Operator]:
-    op = Operator(database_url)
-    yield op
-    op.close()
 
 
 def _bill_process(url: str, tenant_id: str) -> subprocess.Popen[bytes]:

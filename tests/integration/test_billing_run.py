@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import pytest
 from operator_harness import Operator
 
 from iptv_billing.services.records import InvoiceRecord
 from iptv_billing.services.wallets import wallet_discrepancies
-
-
-@pytest.fixture
-def operator(database_url: str) -> Iterator[Operator]:
-    op = Operator(database_url)
-    yield op
-    op.close()
 
 
 def all_invoices(op: Operator) -> list[InvoiceRecord]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -16,16 +15,16 @@ from iptv_billing.services.audit import check_books
 
 
 @pytest.fixture
-def operator(database_url: str) -> Iterator[Operator]:
-    op = Operator(database_url)
+def operator(operator: Operator) -> Operator:
+    """The shared operator, with a month of billing for three customers."""
+    op = operator
     op.plan("basic", "9.99")
     for method in ("charge_wallet", "send_invoice", "send_invoice"):
         customer = op.customer(method, top_up="50.00" if method == "charge_wallet" else None)
         op.subscribe(customer.id, "basic")
     op.advance(40)
     op.bill()
-    yield op
-    op.close()
+    return op
 
 
 def _checks(op: Operator) -> set[tuple[str, str | None]]:

@@ -3,7 +3,6 @@ process that died is taken over once it is stale; a live one still answers 409."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,13 +13,6 @@ from iptv_billing.services import idempotency
 from iptv_billing.services.clock import FixedClock
 
 FINGERPRINT = idempotency.request_fingerprint("POST", "/v1/customers", b"{}")
-
-
-@pytest.fixture
-def operator(database_url: str) -> Iterator[Operator]:
-    op = Operator(database_url)
-    yield op
-    op.close()
 
 
 def _begin(op: Operator, clock: FixedClock, key: str = "k-1") -> object:

@@ -3,21 +3,12 @@ its settlement (status, amount paid) still moves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 from operator_harness import Operator
 from sqlalchemy.exc import IntegrityError
 
 from iptv_billing.services.records import InvoiceRecord
-
-
-@pytest.fixture
-def operator(database_url: str) -> Iterator[Operator]:
-    op = Operator(database_url)
-    yield op
-    op.close()
 
 
 def _first_invoice(op: Operator) -> InvoiceRecord:

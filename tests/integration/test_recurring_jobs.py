@@ -4,22 +4,13 @@ the request are settled."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from operator_harness import Operator
 
 from iptv_billing.adapters.payments.test_provider import TestCardProvider
 from iptv_billing.services import payments, test_clocks
 from iptv_billing.services.jobs import RecurringJobs
-
-
-@pytest.fixture
-def operator(database_url: str) -> Iterator[Operator]:
-    op = Operator(database_url)
-    yield op
-    op.close()
 
 
 def test_tick_bills_real_time_tenants_and_settles_card_payments(operator: Operator) -> None:

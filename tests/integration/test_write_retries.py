@@ -4,7 +4,6 @@ serialization failure) is rerun whole, exactly once in effect, instead of answer
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,13 +35,6 @@ class FlakyCommits:
 
         uow.commit = commit
         return uow
-
-
-@pytest.fixture
-def operator(database_url: str) -> Iterator[Operator]:
-    op = Operator(database_url)
-    yield op
-    op.close()
 
 
 def test_a_write_is_retried_after_transient_failures(

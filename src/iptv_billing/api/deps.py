@@ -19,9 +19,10 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 
-from iptv_billing.domain.errors import InvariantViolated, NotFound, Unauthorized
+from iptv_billing.domain.errors import InvariantViolated, Unauthorized
 from iptv_billing.services.access import ApiKeyScope, Principal, authenticate, require_scope
 from iptv_billing.services.clock import Clock
+from iptv_billing.services.context import get_tenant
 from iptv_billing.services.context import tenant_clock as _tenant_clock
 from iptv_billing.services.ids import IdGenerator
 from iptv_billing.services.ports import UnitOfWork
@@ -131,17 +132,10 @@ ReadAccess = Annotated[Principal, Depends(read_access)]
 IntegrationAccess = Annotated[Principal, Depends(integration_access)]
 
 
-def load_tenant(uow: UnitOfWork, tenant_id: str) -> TenantRecord:
-    tenant = uow.tenants.get(tenant_id)
-    if tenant is None:
-        raise NotFound("tenant.not_found", f"no tenant {tenant_id}")
-    return tenant
-
-
 def current_tenant(caller: Caller, services: Services) -> TenantRecord:
     """The caller's tenant, read in a read-only unit of work of its own."""
     with services.database.uow(read_only=True) as uow:
-        return load_tenant(uow, caller.tenant_id)
+        return get_tenant(uow, caller.tenant_id)
 
 
 CurrentTenant = Annotated[TenantRecord, Depends(current_tenant)]

@@ -14,15 +14,14 @@ from datetime import datetime
 from iptv_billing.domain.catalog import BillingTerms
 from iptv_billing.domain.errors import Conflict, InvalidInput
 from iptv_billing.domain.invoice import InvoiceLine, LineKind, line
-from iptv_billing.domain.periods import Period, require_aware
+from iptv_billing.domain.periods import Period
 from iptv_billing.domain.proration import ProrationMode, split_amount
 from iptv_billing.domain.subscription import (
-    RUNNING_STATUSES,
     LifecycleResult,
     SubscriptionState,
     SubscriptionStatus,
     normalise_addons,
-    require_terms,
+    require_changeable,
 )
 
 
@@ -34,12 +33,7 @@ def change_addons(
     now: datetime,
 ) -> LifecycleResult:
     """The subscription holding exactly ``addons`` from ``now``; an empty list drops them all."""
-    now = require_aware(now, "now")
-    require_terms(state, terms)
-    if state.status not in RUNNING_STATUSES:
-        raise Conflict(
-            "subscription.not_changeable", f"a {state.status} subscription cannot change"
-        )
+    now = require_changeable(state, terms, now)
     wanted = normalise_addons(terms, state.currency, addons)
     if wanted == state.addons:
         raise Conflict("subscription.same_addons", "the subscription already has these add-ons")

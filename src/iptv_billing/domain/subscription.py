@@ -195,6 +195,17 @@ def require_terms(state: SubscriptionState, terms: BillingTerms) -> None:
 
 
 # -- lifecycle ---------------------------------------------------------------------------------
+def require_changeable(state: SubscriptionState, terms: BillingTerms, now: datetime) -> datetime:
+    """What every change of a running subscription checks first; returns ``now`` checked."""
+    now = require_aware(now, "now")
+    require_terms(state, terms)
+    if state.status not in RUNNING_STATUSES:
+        raise Conflict(
+            "subscription.not_changeable", f"a {state.status} subscription cannot change"
+        )
+    return now
+
+
 def start(
     terms: BillingTerms,
     currency: str,
@@ -234,10 +245,7 @@ def change_plan(
     tz: ZoneInfo,
 ) -> LifecycleResult:
     """Move to other terms now (with or without proration) or at the end of the period."""
-    now = require_aware(now, "now")
-    require_terms(state, old_terms)
-    if state.status not in RUNNING_STATUSES:
-        raise Conflict("subscription.not_changeable", f"a {state.status} plan cannot change")
+    now = require_changeable(state, old_terms, now)
     if new_terms.terms_hash == state.terms_hash:
         raise Conflict("subscription.same_terms", "the subscription already has these terms")
     new_terms.price_in(state.currency)

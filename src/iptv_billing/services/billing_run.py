@@ -133,7 +133,7 @@ class BillingRunner:
         self, run: BillingRunRecord, after: str | None, totals: RunTotals
     ) -> tuple[int, str | None]:
         with self._uow() as uow:
-            ctx = replace(self._context(uow, run.tenant_id))
+            ctx = self._context(uow, run.tenant_id)
             due = uow.subscriptions.due(run.tenant_id, run.as_of, after, self._batch_size)
             if not due:
                 return 0, after

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from iptv_billing.domain.catalog import BillingTerms
@@ -128,6 +129,7 @@ def build_terms(
     return BillingTerms.from_document(document)
 
 
+@lru_cache(maxsize=1)
 def _terms_defaults() -> dict[str, Any]:
     """Optional fields' defaults, in document form, taken from the domain's own defaults."""
     probe = BillingTerms(

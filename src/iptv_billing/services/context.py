@@ -36,8 +36,13 @@ def tenant_clock(tenant: TenantRecord, system: Clock) -> Clock:
     return FixedClock(tenant.test_clock_now) if tenant.test_clock_now else system
 
 
-def load_context(uow: UnitOfWork, tenant_id: str, system: Clock, ids: IdGenerator) -> Context:
+def get_tenant(uow: UnitOfWork, tenant_id: str) -> TenantRecord:
     tenant = uow.tenants.get(tenant_id)
     if tenant is None:
         raise NotFound("tenant.not_found", f"no tenant {tenant_id}")
+    return tenant
+
+
+def load_context(uow: UnitOfWork, tenant_id: str, system: Clock, ids: IdGenerator) -> Context:
+    tenant = get_tenant(uow, tenant_id)
     return Context(tenant, tenant_clock(tenant, system), ids)

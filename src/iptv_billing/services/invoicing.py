@@ -23,9 +23,9 @@ from iptv_billing.domain.money import Money
 from iptv_billing.domain.periods import Period, add_days
 from iptv_billing.domain.subscription import SubscriptionEvent, SubscriptionStatus, apply_events
 from iptv_billing.services.context import Context
+from iptv_billing.services.customers import get_customer
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import (
-    CustomerRecord,
     InvoiceRecord,
     PaymentRecord,
     WalletRecord,
@@ -132,7 +132,7 @@ def credit_negative_totals(
 
 
 def create_draft(uow: UnitOfWork, ctx: Context, draft: InvoiceDraft) -> InvoiceRecord:
-    customer = _customer(uow, ctx, draft.customer_id)
+    customer = get_customer(uow, ctx, draft.customer_id)
     if draft.currency != customer.currency:
         raise InvalidInput("invoice.currency_mismatch", "invoice currency must be the customer's")
     record = draft_record(ctx, draft)
@@ -189,7 +189,7 @@ def apply_amount(invoice: InvoiceRecord, applied_minor: int, now: datetime) -> I
 def collect_from_wallet_if_due(
     uow: UnitOfWork, ctx: Context, invoice: InvoiceRecord
 ) -> InvoiceRecord:
-    customer = _customer(uow, ctx, invoice.customer_id)
+    customer = get_customer(uow, ctx, invoice.customer_id)
     if customer.collection_method != "charge_wallet" or invoice.amount_due_minor <= 0:
         return invoice
     return pay_from_wallet(uow, ctx, invoice, required=False)
@@ -281,10 +281,3 @@ def get_invoice(
     if invoice is None:
         raise NotFound("invoice.not_found", f"no invoice {invoice_id}")
     return invoice
-
-
-def _customer(uow: UnitOfWork, ctx: Context, customer_id: str) -> CustomerRecord:
-    customer = uow.customers.get(ctx.tenant_id, customer_id)
-    if customer is None:
-        raise NotFound("customer.not_found", f"no customer {customer_id}")
-    return customer

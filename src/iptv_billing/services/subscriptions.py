@@ -6,7 +6,6 @@ stores what they return, and turns their invoice lines into finalized invoices.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 
 from iptv_billing.domain import addons as addon_rules
@@ -19,7 +18,7 @@ from iptv_billing.services import catalog, invoicing
 from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
 from iptv_billing.services.ports import UnitOfWork
-from iptv_billing.services.records import InvoiceRecord, SubscriptionRecord, TermsRecord
+from iptv_billing.services.records import InvoiceRecord, SubscriptionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +192,3 @@ def get_subscription(
     if record is None:
         raise NotFound("subscription.not_found", f"no subscription {subscription_id}")
     return record
-
-
-def addons_json(addons: tuple[tuple[str, int], ...]) -> str:
-    return json.dumps([list(a) for a in addons])
-
-
-def terms_record(uow: UnitOfWork, ctx: Context, sub: SubscriptionRecord) -> TermsRecord:
-    return catalog.get_terms(uow, ctx, sub.terms_id)

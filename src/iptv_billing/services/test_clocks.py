@@ -5,18 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from iptv_billing.domain.errors import Conflict, InvalidInput, NotFound
+from iptv_billing.domain.errors import Conflict, InvalidInput
+from iptv_billing.services.context import get_tenant
 from iptv_billing.services.ports import UnitOfWork
-from iptv_billing.services.records import TenantRecord
 
 MAX_ADVANCE = timedelta(days=3 * 366)
-
-
-def _tenant(uow: UnitOfWork, tenant_id: str) -> TenantRecord:
-    tenant = uow.tenants.get(tenant_id)
-    if tenant is None:
-        raise NotFound("tenant.not_found", f"no tenant {tenant_id}")
-    return tenant
 
 
 def freeze(uow: UnitOfWork, tenant_id: str, at: datetime, now: datetime) -> datetime:
@@ -27,7 +20,7 @@ def freeze(uow: UnitOfWork, tenant_id: str, at: datetime, now: datetime) -> date
     """
     if at.tzinfo is None:
         raise InvalidInput("time.naive_datetime", "give the time with a UTC offset")
-    _tenant(uow, tenant_id)
+    get_tenant(uow, tenant_id)
     if at < now and uow.subscriptions.list(tenant_id, 1, None).items:
         raise Conflict("clock.backwards", "a test clock only moves forward")
     uow.tenants.set_test_clock(tenant_id, at)
@@ -35,7 +28,7 @@ def freeze(uow: UnitOfWork, tenant_id: str, at: datetime, now: datetime) -> date
 
 
 def advance_to(uow: UnitOfWork, tenant_id: str, to: datetime) -> datetime:
-    tenant = _tenant(uow, tenant_id)
+    tenant = get_tenant(uow, tenant_id)
     if tenant.test_clock_now is None:
         raise Conflict("clock.not_frozen", "freeze the tenant's clock first")
     if to.tzinfo is None:
@@ -49,5 +42,5 @@ def advance_to(uow: UnitOfWork, tenant_id: str, to: datetime) -> datetime:
 
 
 def unfreeze(uow: UnitOfWork, tenant_id: str) -> None:
-    _tenant(uow, tenant_id)
+    get_tenant(uow, tenant_id)
     uow.tenants.set_test_clock(tenant_id, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from iptv_billing.api.routers._work import read, write
 from iptv_billing.api.schemas import ApiModel
 from iptv_billing.domain.errors import NotFound
 from iptv_billing.services import test_clocks
-from iptv_billing.services.audit import Discrepancy, check_books
+from iptv_billing.services.audit import check_books
 from iptv_billing.services.billing_run import BillingRunner
 from iptv_billing.services.records import BillingRunRecord
 
@@ -132,12 +133,8 @@ class BooksCheckOut(ApiModel):
 def books_check(caller: ReadAccess, services: Services) -> BooksCheckOut:
     """Does the journal balance and agree with wallets, open invoices and invoice numbering?"""
     report = read(services, caller, lambda u, c: check_books(u, c.tenant_id))
-    found = [DiscrepancyOut(**_fields(d)) for d in report.discrepancies]
+    found = [DiscrepancyOut(**dataclasses.asdict(d)) for d in report.discrepancies]
     return BooksCheckOut(consistent=report.consistent, discrepancies=found)
-
-
-def _fields(item: Discrepancy) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in Discrepancy.__dataclass_fields__}
 
 
 @router.get("/v1/test-clock", response_model=ClockOut)

@@ -15,16 +15,14 @@ from typing import Any, cast
 import psycopg
 from sqlalchemy import Connection, Table
 
+from iptv_billing.adapters.sql.repositories._common import is_postgresql
+
 Tuple = Sequence[Any]
 VERSION_KEYS = ("id", "tenant_id", "version")
 
 
 def _driver(connection: Connection) -> psycopg.Connection[Any]:
     return cast(psycopg.Connection[Any], connection.connection.driver_connection)
-
-
-def is_postgresql(connection: Connection) -> bool:
-    return connection.dialect.name == "postgresql"
 
 
 def copy_into(
