@@ -231,15 +231,9 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _clock_change(database_url: str | None, change: Any) -> Any:
-    from iptv_billing.domain.errors import BillingError
-
     runtime = _open(database_url)
     with runtime.database.uow() as uow:
-        try:
-            now = change(uow, runtime)
-        except BillingError as error:
-            console.print(f"[red]{error.code}[/red]: {error.message}")
-            raise typer.Exit(2) from None
+        now = change(uow, runtime)
         uow.commit()
     console.print(f"test clock now {now.isoformat()}")
     return runtime
@@ -277,4 +271,12 @@ def bench_billing_run(
 
 
 def main() -> None:
-    app()
+    """The console script. A refused request (unknown tenant, bad time zone, …) is a one-line
+    error with its stable code and exit status 2, never a traceback."""
+    from iptv_billing.domain.errors import BillingError
+
+    try:
+        app()
+    except BillingError as error:
+        Console(stderr=True).print(f"[red]{error.code}[/red]: {error.message}")
+        raise SystemExit(2) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iptv_billing.domain import journal
+from iptv_billing.services.context import get_tenant
 from iptv_billing.services.ports import UnitOfWork
 
 
@@ -35,6 +36,7 @@ class BooksReport:
 
 
 def check_books(uow: UnitOfWork, tenant_id: str) -> BooksReport:
+    get_tenant(uow, tenant_id)  # an unknown tenant is an error, not a clean bill of health
     found = [
         *_unbalanced(uow, tenant_id),
         *_wallets(uow, tenant_id),
