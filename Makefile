@@ -25,13 +25,14 @@ PG_LIBDIR   ?= /usr/lib/postgresql
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help venv install run system-deps lint test bench clean distclean
+.PHONY: help venv install run system-deps tools lint test bench clean distclean
 
 help:
 	@echo "make run          serve the API on http://$(HOST):$(PORT) (docs at /docs), demo data seeded"
 	@echo "make test         system deps + install + lint + the whole test suite (what CI runs)"
 	@echo "make install      create $(VENV) and install the project with its test extras"
 	@echo "make system-deps  install the Debian packages the tests need (postgresql)"
+	@echo "make tools        install anvil (a local Ethereum node, from npm) into .tools/"
 	@echo "make lint         ruff check, ruff format --check, mypy"
 	@echo "make bench        example benchmark: iptv-billing bench billing-run $(BENCH_ARGS)"
 	@echo "make clean        remove caches and build artefacts (distclean: also $(VENV))"
@@ -89,12 +90,25 @@ system-deps:
 	ls $(PG_LIBDIR)/*/bin/pg_ctl >/dev/null 2>&1 || { \
 	    echo "error: postgresql installed but no $(PG_LIBDIR)/*/bin/pg_ctl" >&2; exit 1; }
 
+# anvil, Foundry's local Ethereum node, for the anchoring tests (npm; Debian's npm if missing).
+tools:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "tools: installing Debian's npm"; \
+	        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	            --no-install-recommends npm; \
+	    else \
+	        echo "error: npm is needed to install anvil (apt-get install npm)" >&2; exit 1; \
+	    fi; \
+	fi
+	bash scripts/install-anvil.sh
+
 lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-test: system-deps install lint
+test: system-deps install tools lint
 	$(BIN)/pytest -p no:cacheprovider --durations=15 $(PYTEST_ARGS) $(TEST_DIRS)
 
 bench: install
@@ -106,4 +120,4 @@ clean:
 	find src tests -depth -name __pycache__ -type d -exec rm -rf {} + 2>/dev/null || true
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .tools

@@ -36,6 +36,7 @@ from iptv_billing.services.ports import (
     PaymentRepository,
     SubscriptionRepository,
     TenantRepository,
+    TransparencyLogRepository,
     UnitOfWork,
     WalletRepository,
 )
@@ -45,6 +46,7 @@ from iptv_billing.services.records import (
     ChannelRecord,
     CustomerRecord,
     IdempotencyEntry,
+    LogDraft,
     PackageRecord,
     Page,
     PaymentRecord,
@@ -94,6 +96,7 @@ class MemoryState:
     payments: dict[str, PaymentRecord] = field(default_factory=dict)
     billing_runs: dict[str, BillingRunRecord] = field(default_factory=dict)
     billing_run_failures: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    log: list[tuple[str, LogDraft]] = field(default_factory=list)  # (tenant id, draft)
 
     def copy(self) -> MemoryState:
         return MemoryState(**{f.name: shallow(getattr(self, f.name)) for f in fields(self)})
@@ -382,6 +385,27 @@ class MemoryJournalRepository:
         return []  # JournalEntry refuses to exist unbalanced; SQL can hold bad rows, dicts not
 
 
+class MemoryLogRepository:
+    """Staging and appending only: the tree, tiles and proofs are tested on SQL."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+        self._staged: list[tuple[str, LogDraft]] = []
+
+    def stage(self, tenant_id: str, drafts: Sequence[LogDraft]) -> None:
+        self._staged.extend((tenant_id, d) for d in drafts)
+
+    def append_staged(self) -> None:
+        self._s.log.extend(self._staged)
+        self._staged = []
+
+    def discard_staged(self) -> None:
+        self._staged = []
+
+    def size(self, tenant_id: str) -> int:
+        return sum(1 for t, _ in self._s.log if t == tenant_id)
+
+
 class MemoryPaymentRepository:
     def __init__(self, state: MemoryState) -> None:
         self._s = state
@@ -494,6 +518,7 @@ class MemoryUnitOfWork:
     journal: JournalRepository
     payments: PaymentRepository
     billing_runs: BillingRunRepository
+    log: TransparencyLogRepository
 
     def __init__(self, database: MemoryDatabase, *, read_only: bool = False) -> None:
         self._db = database
@@ -517,6 +542,7 @@ class MemoryUnitOfWork:
         if self._state is None:
             raise InvariantViolated("the unit of work is used outside its `with` block")
         if not self._read_only:
+            self.log.append_staged()
             self._db.state = self._state
             self._db.commits += 1
         self._begin()
@@ -538,6 +564,7 @@ class MemoryUnitOfWork:
         self.journal = MemoryJournalRepository(state)
         self.payments = MemoryPaymentRepository(state)
         self.billing_runs = MemoryBillingRunRepository(state)
+        self.log = cast(TransparencyLogRepository, MemoryLogRepository(state))
 
 
 T = TypeVar("T")

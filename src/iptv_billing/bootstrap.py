@@ -7,18 +7,26 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from iptv_billing.adapters.keys import KeyStore
 from iptv_billing.adapters.payments.test_provider import TestCardProvider
 from iptv_billing.adapters.sql.uow import Database, is_transient, open_database
+from iptv_billing.adapters.witness_client import HttpWitnessTransport
 from iptv_billing.config import Settings
+from iptv_billing.domain.errors import Unavailable
+from iptv_billing.ledger.errors import LedgerError
+from iptv_billing.ledger.policy import Policy, parse_policy
+from iptv_billing.services.anchoring import AnchorChain, ChainReceipt
 from iptv_billing.services.clock import Clock, SystemClock
 from iptv_billing.services.ids import IdGenerator, TimeOrderedIds
 from iptv_billing.services.jobs import RecurringJobs
 from iptv_billing.services.providers import PaymentProvider
+from iptv_billing.services.publishing import LedgerPublisher
 
 log = logging.getLogger(__name__)
 
@@ -29,44 +37,150 @@ class Runtime:
     clock: Clock
     ids: IdGenerator
     payment_provider: PaymentProvider
+    publisher: LedgerPublisher
+
+
+class LazyChain:
+    """The configured chain, opened on first use: the embedded EVM takes a file lock and
+    seconds to start, and a process that never anchors should pay neither."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._chain: AnchorChain | None = None
+        self._lock = threading.Lock()
+        # A JSON-RPC chain without a configured contract deploys one on first use; its
+        # address is kept beside the chain state so that the next start uses it again.
+        self._address_file = settings.chain_state.with_suffix(".contract")
+
+    def _contract(self) -> str | None:
+        s = self._settings
+        if s.chain_url is None or s.chain_contract:
+            return s.chain_contract
+        try:
+            return self._address_file.read_text(encoding="ascii").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _open(self) -> AnchorChain:
+        with self._lock:
+            if self._chain is None:
+                from iptv_billing.adapters.chain.factory import open_chain
+
+                s = self._settings
+                try:
+                    self._chain = open_chain(
+                        s.chain_url,
+                        s.chain_state,
+                        s.chain_private_key,
+                        self._contract(),
+                        timeout=s.chain_timeout_seconds,
+                    )
+                except (OSError, RuntimeError) as exc:
+                    raise Unavailable("chain.unreachable", f"cannot open the chain: {exc}") from exc
+            return self._chain
+
+    def anchor(self, origin: str, size: int, root: bytes) -> ChainReceipt:
+        receipt = self._open().anchor(origin, size, root)
+        if self._settings.chain_url is not None and self._contract() is None:
+            self._address_file.write_text(receipt.contract + "\n", encoding="ascii")
+        return receipt
+
+    def root_at(self, origin: str, size: int) -> bytes | None:
+        return self._open().root_at(origin, size)
+
+    def describe(self) -> dict[str, object]:
+        return self._open().describe()
+
+
+def load_witness_policy(settings: Settings) -> Policy | None:
+    if settings.witness_policy is None:
+        return None
+    try:
+        return parse_policy(settings.witness_policy.read_bytes())
+    except (OSError, LedgerError) as exc:
+        raise SystemExit(f"error: witness policy {settings.witness_policy}: {exc}") from exc
+
+
+def open_publisher(settings: Settings, database: Database, clock: Clock) -> LedgerPublisher:
+    return LedgerPublisher(
+        uow_factory=database.uow,
+        keys=KeyStore(settings.key_dir),
+        origin_prefix=settings.log_origin_prefix,
+        now=clock.now,
+        policy=load_witness_policy(settings),
+        transport=HttpWitnessTransport(),
+        chain=LazyChain(settings) if settings.anchoring else None,
+    )
 
 
 def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     database = open_database(settings.database_url, migrate=True)
-    return Runtime(database, clock, TimeOrderedIds(clock), TestCardProvider(clock))
+    publisher = open_publisher(settings, database, clock)
+    return Runtime(database, clock, TimeOrderedIds(clock), TestCardProvider(clock), publisher)
 
 
-def build_app(runtime: Runtime, job_interval: float | None = None) -> FastAPI:
-    """The web app; with ``job_interval`` it also runs the recurring jobs while it serves."""
+def build_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
+    """The web app; with ``settings`` it also runs the recurring jobs while it serves."""
     from iptv_billing.api.app import create_app
     from iptv_billing.api.deps import AppServices
 
-    app = create_app(AppServices(runtime.database, runtime.ids, runtime.clock, is_transient))
+    services = AppServices(
+        runtime.database, runtime.ids, runtime.clock, is_transient, runtime.publisher
+    )
+    app = create_app(services)
     app.state.payment_provider = runtime.payment_provider
-    if job_interval:
-        scheduler = Scheduler(runtime, job_interval)
-        app.router.on_startup.append(scheduler.start)
-        app.router.on_shutdown.append(scheduler.stop)
+    if settings is not None:
+        tasks = scheduled_tasks(runtime, settings)
+        if tasks:
+            scheduler = Scheduler(tasks)
+            app.router.on_startup.append(scheduler.start)
+            app.router.on_shutdown.append(scheduler.stop)
     return app
 
 
-class Scheduler:
-    """Runs ``RecurringJobs.tick`` every ``interval`` seconds on a daemon thread."""
+@dataclass
+class Task:
+    name: str
+    interval: float
+    run: Callable[[], object]
+    due: float = 0.0  # monotonic time of the next run
 
-    def __init__(self, runtime: Runtime, interval: float) -> None:
-        self._jobs = RecurringJobs(
+
+def scheduled_tasks(runtime: Runtime, settings: Settings) -> list[Task]:
+    tasks = []
+    if settings.job_interval_seconds:
+        jobs = RecurringJobs(
             runtime.database.uow,
             runtime.clock,
             runtime.ids,
             runtime.payment_provider,
             is_transient=is_transient,
+            after_run=runtime.publisher.after_billing_run,
         )
-        self._interval = interval
+        tasks.append(Task("recurring jobs", settings.job_interval_seconds, jobs.tick))
+    publisher = runtime.publisher
+    if settings.checkpoint_interval_seconds:
+        interval = settings.checkpoint_interval_seconds
+        tasks.append(Task("checkpoints", interval, lambda: publisher.publish_all(anchor=False)))
+    if settings.anchoring and settings.anchor_interval_seconds:
+        interval = settings.anchor_interval_seconds
+        tasks.append(Task("anchoring", interval, lambda: publisher.publish_all(anchor=True)))
+    return tasks
+
+
+class Scheduler:
+    """Runs each task every ``interval`` seconds, one at a time, on a daemon thread."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self._tasks = tasks
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="recurring-jobs", daemon=True)
 
     def start(self) -> None:
+        now = time.monotonic()
+        for task in self._tasks:
+            task.due = now + task.interval
         self._thread.start()
 
     def stop(self) -> None:
@@ -74,14 +188,19 @@ class Scheduler:
         self._thread.join(timeout=30)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                report = self._jobs.tick()
-            except Exception:  # the loop must outlive a bad tick (database restart, …)
-                log.exception("recurring jobs failed")
-                continue
-            if report.invoices_created or report.payments_settled or report.failures:
-                log.info("recurring jobs: %s", report)
+        while not self._stop.wait(max(0.0, min(t.due for t in self._tasks) - time.monotonic())):
+            for task in self._tasks:
+                if time.monotonic() >= task.due:
+                    self._run(task)
+                    task.due = time.monotonic() + task.interval
+
+    def _run(self, task: Task) -> None:
+        try:
+            result = task.run()
+        except Exception:  # the loop must outlive a bad pass (database restart, …)
+            log.exception("%s failed", task.name)
+            return
+        log.debug("%s: %s", task.name, result)
 
 
 def seed_demo_if_empty(runtime: Runtime, settings: Settings, say: Callable[[str], None]) -> None:

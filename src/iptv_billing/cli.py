@@ -1,4 +1,5 @@
-"""The ``iptv-billing`` command: serve, demo, bill, db, tenant, clock, bench."""
+"""The ``iptv-billing`` command: serve, demo, bill, db, tenant, clock, books, ledger, verify,
+witness, bench."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from iptv_billing.config import Settings
+from iptv_billing.cli_common import (
+    DatabaseUrl,
+    TenantId,
+    console,
+    open_runtime_for,
+    settings_for,
+)
+from iptv_billing.cli_ledger import ledger_app, verify_receipt_command
+from iptv_billing.witness.cli import witness_app
 
 app = typer.Typer(help="Verifiable billing for IPTV operators.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -25,25 +34,11 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(clock_app, name="clock")
 app.add_typer(bench_app, name="bench")
 app.add_typer(books_app, name="books")
-console = Console()
-
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="SQLAlchemy URL; env IPTV_BILLING_DATABASE_URL")
-]
-TenantId = Annotated[str, typer.Option("--tenant", help="tenant id (ten_…)")]
-
-
-def _settings(database_url: str | None) -> Settings:
-    settings = Settings()
-    if database_url:
-        settings.database_url = database_url
-    return settings
-
-
-def _open(database_url: str | None) -> Any:
-    from iptv_billing.bootstrap import open_runtime
-
-    return open_runtime(_settings(database_url))
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(witness_app, name="witness")
+app.command("verify")(verify_receipt_command)
+_settings = settings_for
+_open = open_runtime_for
 
 
 @app.command()
@@ -63,7 +58,7 @@ def serve(
     if seed_demo:
         seed_demo_if_empty(runtime, settings, console.print)
     uvicorn.run(
-        build_app(runtime, job_interval=settings.job_interval_seconds),
+        build_app(runtime, settings),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
@@ -86,7 +81,7 @@ def demo(
         result = seeder.seed(
             subscribers,
             days,
-            Settings().demo_api_key,
+            settings_for(None).demo_api_key,
             progress=lambda m: status.update(f"demo: {m}"),
         )
     with runtime.database.uow(read_only=True) as uow:
@@ -120,6 +115,7 @@ def bill(
         runtime.ids,
         batch_size=batch_size,
         is_transient=is_transient,
+        after_run=runtime.publisher.after_billing_run,
     )
     columns = (TextColumn("renewing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -218,7 +214,11 @@ def clock_advance(
     )
     if run_billing:
         runner = BillingRunner(
-            runtime.database.uow, runtime.clock, runtime.ids, is_transient=is_transient
+            runtime.database.uow,
+            runtime.clock,
+            runtime.ids,
+            is_transient=is_transient,
+            after_run=runtime.publisher.after_billing_run,
         )
         run = runner.run(tenant)
         console.print(f"billing run {run.id}: {run.invoices_created} invoices")
@@ -270,13 +270,35 @@ def bench_billing_run(
     print(json.dumps(run_benchmark(url, subscriptions, batch_size, workers)))
 
 
+@bench_app.command("ledger")
+def bench_ledger(
+    database_url: Annotated[
+        list[str] | None,
+        typer.Option("--database-url", help="where to time appends (repeat); default SQLite"),
+    ] = None,
+    appends: Annotated[int, typer.Option(min=1)] = 200_000,
+    batch: Annotated[int, typer.Option(min=1, help="entries per transaction")] = 3_000,
+    proof_entries: Annotated[int, typer.Option(min=2, help="log size for proofs")] = 1_000_000,
+    pymerkle_proof_entries: Annotated[int, typer.Option(min=2)] = 200_000,
+) -> None:
+    """Durable appends per second, inclusion-proof time and verification rate, beside
+    pymerkle in the same run; one JSON line."""
+    from iptv_billing.bench.ledger import run_benchmark
+
+    figures = run_benchmark(
+        list(database_url or []), appends, batch, proof_entries, pymerkle_proof_entries
+    )
+    print(json.dumps(figures))
+
+
 def main() -> None:
     """The console script. A refused request (unknown tenant, bad time zone, …) is a one-line
     error with its stable code and exit status 2, never a traceback."""
     from iptv_billing.domain.errors import BillingError
+    from iptv_billing.ledger.errors import LedgerError
 
     try:
         app()
-    except BillingError as error:
+    except (BillingError, LedgerError) as error:
         Console(stderr=True).print(f"[red]{error.code}[/red]: {error.message}")
         raise SystemExit(2) from None

@@ -180,13 +180,18 @@ def seed(client: Any, auth: str) -> dict[str, list[str]]:
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     path: Path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
     url = f"sqlite:///{path}"
-    runtime: Runtime = open_runtime(Settings(database_url=url))  # migrates the new file
+    keys = path.parent / "keys"
+    settings = Settings(database_url=url, key_dir=keys, anchoring=False)
+    runtime: Runtime = open_runtime(settings)  # migrates the new file
     try:
         (tenant,), _ = seed_tenants(url, 1, "fuzz")
         auth = f"Bearer {tenant.keys['admin']}"
         app = build_app(runtime)
         with asgi.get_client(cast(Any, app)) as client:  # a requests session over the ASGI app
-            ids = seed(client, auth)
+            ids = seed(client, auth) | {
+                "tenant_id": [tenant.id],
+                "path": ["0/000", "0/000.p/3", "entries/000.p/1", "1/000", "0/x001/000", "9"],
+            }
         errors: list[str] = []
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         schema.app = ContainedApp(app, errors)

@@ -169,6 +169,16 @@ ID_ROUTES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/payments/{payment_id}/refresh"): None,
     ("GET", "/v1/payments/{payment_id}"): None,
     ("GET", "/v1/billing-runs/{run_id}"): None,
+    ("GET", "/v1/invoices/{invoice_id}/receipt"): None,
+}
+# GET routes that refuse the sample object for its state (the sample invoice is a draft,
+# which charged nothing, so it has no receipt).
+OWN_REFUSALS = {"/v1/invoices/{invoice_id}/receipt": (409, "receipt.not_logged")}
+# The transparency logs are public by design (c2sp.org/tlog-tiles): anyone may read any
+# tenant's checkpoint and tiles, which carry commitments only, never records.
+PUBLIC_ROUTES = {
+    ("GET", "/ledger/{tenant_id}/checkpoint"),
+    ("GET", "/ledger/{tenant_id}/tile/{path}"),
 }
 NOT_FOUND_CODES = {
     "key_id": "api_key.not_found",
@@ -196,14 +206,15 @@ def snapshot(owner: Objects) -> dict[str, Any]:
     state: dict[str, Any] = {path: api.list_all(path) for path in lists}
     for method, path in ID_ROUTES:
         if method == "GET":
-            state[path] = api.read(fill(path, ids))
+            response = api.request(method, fill(path, ids))
+            state[path] = (response.status_code, response.json())
     state["tenant"] = api.read("/v1/tenant")
     state["clock"] = api.read("/v1/test-clock")
     return state
 
 
 def test_every_id_route_is_in_the_table(openapi: dict[str, Any]) -> None:
-    documented = {(m, p) for m, p in operations(openapi) if "{" in p}
+    documented = {(m, p) for m, p in operations(openapi) if "{" in p} - PUBLIC_ROUTES
     assert documented - ID_ROUTES.keys() == set(), "new id routes: add them to ID_ROUTES"
     assert ID_ROUTES.keys() - documented == set(), "ID_ROUTES lists routes that are gone"
     params = {name for _, path in documented for name in PARAM.findall(path)}
@@ -220,7 +231,11 @@ def test_foreign_ids_are_not_found(
     # The route works on B's own object (so a 404 below is about the id, not the request)...
     if method == "GET":
         own = b.api.request(method, fill(path, b.ids))
-        assert own.status_code == 200, own.text
+        refusal = OWN_REFUSALS.get(path)
+        if refusal:  # a refusal about the object's state, which proves the id was found
+            assert_problem(own, *refusal)
+        else:
+            assert own.status_code == 200, own.text
     # ...and answers 404 for A's, to B's admin key and (for reads) to B's read-only key.
     callers = [b.api]
     if method == "GET":
@@ -368,12 +383,20 @@ def sample_path(path: str) -> str:
     return PARAM.sub("x_0000", path)
 
 
-def test_only_health_is_public(e2e_server: E2EServer, openapi: dict[str, Any]) -> None:
+def test_only_health_and_the_public_logs_are_public(
+    e2e_server: E2EServer, openapi: dict[str, Any], tenants: tuple[Objects, Objects]
+) -> None:
     paths = set(openapi["paths"])
-    assert {p for p in paths if not p.startswith("/v1/")} == PUBLIC_PATHS
+    public_logs = {p for _, p in PUBLIC_ROUTES}
+    assert {p for p in paths if not p.startswith("/v1/")} == PUBLIC_PATHS | public_logs
     anonymous = e2e_server.client(None)
     for path in sorted(PUBLIC_PATHS) + list(UNDOCUMENTED_PUBLIC):
         assert anonymous.get(path).status_code == 200, path
+    a, _ = tenants
+    a.api.read(f"/v1/invoices/{a.filters['invoice_id']}/receipt")  # signs a checkpoint
+    checkpoint = anonymous.get(f"/ledger/{a.tenant.id}/checkpoint")
+    assert checkpoint.status_code == 200
+    assert checkpoint.text.startswith(f"iptv-billing.localhost/log/{a.tenant.id}\n")
 
 
 def test_public_metrics_name_routes_not_objects(
@@ -425,7 +448,8 @@ def test_read_only_key_cannot_write(
         assert problem["details"] == {"scope": "read_only", "needed": "admin"}
     for method, path in operations(openapi):
         if method == "GET" and path.startswith("/v1/"):
-            assert reader.request(method, fill(path, a.ids)).status_code == 200, path
+            expected = OWN_REFUSALS.get(path, (200,))[0]
+            assert reader.request(method, fill(path, a.ids)).status_code == expected, path
     assert snapshot(a) == before
 
 

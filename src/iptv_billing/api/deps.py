@@ -26,6 +26,7 @@ from iptv_billing.services.context import get_tenant
 from iptv_billing.services.context import tenant_clock as _tenant_clock
 from iptv_billing.services.ids import IdGenerator
 from iptv_billing.services.ports import UnitOfWork
+from iptv_billing.services.publishing import LedgerPublisher
 from iptv_billing.services.records import TenantRecord
 
 T = TypeVar("T")
@@ -53,6 +54,8 @@ class AppServices:
     system_clock: Clock
     # Which storage errors are worth retrying; the composition root passes the adapter's.
     is_transient: Callable[[BaseException], bool] = _never_transient
+    # Signs checkpoints and builds receipts; None in apps built without a transparency log.
+    publisher: LedgerPublisher | None = None
 
 
 def get_services(request: Request) -> AppServices:

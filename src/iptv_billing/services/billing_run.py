@@ -23,6 +23,7 @@ from iptv_billing.services import catalog, invoicing
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.context import Context, load_context
 from iptv_billing.services.ids import IdGenerator
+from iptv_billing.services.log_records import post_journal, save_subscriptions
 from iptv_billing.services.ports import UnitOfWork, UnitOfWorkFactory
 from iptv_billing.services.records import BillingRunRecord, InvoiceRecord, SubscriptionRecord
 
@@ -59,8 +60,11 @@ class BillingRunner:
         is_transient: Callable[[BaseException], bool] = lambda _error: False,
         attempts: int = 4,
         sleep: Callable[[float], None] = time.sleep,
+        after_run: Callable[[str], None] | None = None,
     ) -> None:
         self._uow = uow_factory
+        # Publishing the log (a checkpoint of what the run wrote); it must not raise.
+        self._after_run = after_run
         self._clock = system_clock
         self._ids = ids
         self._batch_size = batch_size
@@ -84,7 +88,10 @@ class BillingRunner:
             if claimed < self._batch_size:
                 break
         self._dunning(run, totals)
-        return self._finish(run, totals)
+        finished = self._finish(run, totals)
+        if self._after_run is not None:
+            self._after_run(tenant_id)
+        return finished
 
     def _context(self, uow: UnitOfWork, tenant_id: str) -> Context:
         return load_context(uow, tenant_id, self._clock, self._ids)
@@ -256,9 +263,9 @@ class BillingRunner:
         # cannot be stored yet) and lets the cycle key catch the anomaly; the one-by-one retry
         # then drops cycles that are stored, so one bad row never blocks a subscription.
         fresh = self._without_existing(uow, outcome) if check_existing else outcome.drafts
-        uow.journal.add(ctx.tenant_id, invoicing.finalization_entries(ctx, fresh), ctx.now())
+        post_journal(uow, ctx, invoicing.finalization_entries(ctx, fresh))
         failed = {f[0] for f in outcome.failures}
-        uow.subscriptions.update_many([s for s in outcome.renewed if s.id not in failed])
+        save_subscriptions(uow, ctx, [s for s in outcome.renewed if s.id not in failed])
         for sub_id, code, message in outcome.failures:
             uow.billing_runs.add_failure(run.id, run.tenant_id, sub_id, code, message[:1000])
         # Numbers last: the series counter is locked from here to commit, and workers sharing
@@ -326,5 +333,7 @@ class BillingRunner:
         if not events:
             return 0
         result = apply_events(sub.state, events, run.as_of)
-        uow.subscriptions.update(replace(sub, state=result.state, updated_at=run.as_of))
+        save_subscriptions(
+            uow, ctx, [replace(sub, state=result.state, updated_at=run.as_of)], at=run.as_of
+        )
         return len(events)

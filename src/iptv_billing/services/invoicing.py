@@ -24,6 +24,7 @@ from iptv_billing.domain.periods import Period, add_days
 from iptv_billing.domain.subscription import SubscriptionEvent, SubscriptionStatus, apply_events
 from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
+from iptv_billing.services.log_records import post_journal, save_subscriptions
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import (
     InvoiceRecord,
@@ -76,7 +77,7 @@ def finalize_all(
     uow: UnitOfWork, ctx: Context, drafts: Sequence[InvoiceRecord], due_days: Sequence[int]
 ) -> list[InvoiceRecord]:
     """Number, date and journal a batch of drafts (already stored or about to be)."""
-    uow.journal.add(ctx.tenant_id, finalization_entries(ctx, drafts), ctx.now())
+    post_journal(uow, ctx, finalization_entries(ctx, drafts))
     return number_and_finalize(uow, ctx, drafts, due_days)
 
 
@@ -166,7 +167,7 @@ def _reverse_finalization(uow: UnitOfWork, ctx: Context, invoice: InvoiceRecord)
     originals = uow.journal.entries_for(ctx.tenant_id, invoice.id)
     finalization = [e for e in originals if e.kind == "invoice_finalized"]
     reversals = [(ctx.ids.new("je"), journal.invoice_voided(e), invoice.id) for e in finalization]
-    uow.journal.add(ctx.tenant_id, reversals, ctx.now())
+    post_journal(uow, ctx, reversals)
 
 
 def mark_uncollectible(uow: UnitOfWork, ctx: Context, invoice_id: str) -> InvoiceRecord:
@@ -217,7 +218,7 @@ def settle_from_wallet(
         return invoice, None
     amount = Money.from_minor(due, invoice.currency)
     entry = journal.invoice_paid_from_wallet(invoice.customer_id, amount)
-    uow.journal.add(ctx.tenant_id, [(ctx.ids.new("je"), entry, invoice.id)], ctx.now())
+    post_journal(uow, ctx, [(ctx.ids.new("je"), entry, invoice.id)])
     payment = new_payment(ctx, invoice.customer_id, invoice.id, "wallet", amount, "succeeded")
     payment = replace(payment, applied_minor=due)
     uow.payments.add(payment)
@@ -263,7 +264,7 @@ def settle_subscription_if_clear(uow: UnitOfWork, ctx: Context, invoice: Invoice
     if uow.invoices.oldest_unpaid_due(ctx.tenant_id, [sub.id]):
         return
     result = apply_events(sub.state, (SubscriptionEvent.SETTLED,), ctx.now())
-    uow.subscriptions.update(replace(sub, state=result.state, updated_at=ctx.now()))
+    save_subscriptions(uow, ctx, [replace(sub, state=result.state, updated_at=ctx.now())])
 
 
 def ensure_wallet(uow: UnitOfWork, ctx: Context, customer_id: str, code: str) -> WalletRecord:

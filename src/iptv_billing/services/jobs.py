@@ -37,8 +37,10 @@ class RecurringJobs:
         provider: PaymentProvider,
         *,
         is_transient: Callable[[BaseException], bool] = lambda _error: False,
+        after_run: Callable[[str], None] | None = None,
     ) -> None:
         self._uow = uow
+        self._after_run = after_run
         self._clock = clock
         self._ids = ids
         self._provider = provider
@@ -55,7 +57,11 @@ class RecurringJobs:
                 settled += self._settle_payments(tenant.id)
                 if tenant.test_clock_now is None:
                     runner = BillingRunner(
-                        self._uow, self._clock, self._ids, is_transient=self._is_transient
+                        self._uow,
+                        self._clock,
+                        self._ids,
+                        is_transient=self._is_transient,
+                        after_run=self._after_run,
                     )
                     run = runner.run(tenant.id)
                     billed, invoices = billed + 1, invoices + run.invoices_created

@@ -16,6 +16,7 @@ from iptv_billing.domain.money import Money
 from iptv_billing.services import invoicing
 from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
+from iptv_billing.services.log_records import post_journal
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.providers import ChargeStatus, PaymentProvider, ProviderCharge
 from iptv_billing.services.records import InvoiceRecord, PaymentRecord
@@ -133,7 +134,7 @@ def _apply(
         application = apply_payment(_due(invoice), amount)
         applied, excess = application.applied, application.excess
     entry = journal.payment_received(payment.customer_id, payment.method, applied, excess)
-    uow.journal.add(ctx.tenant_id, [(ctx.ids.new("je"), entry, payment.id)], ctx.now())
+    post_journal(uow, ctx, [(ctx.ids.new("je"), entry, payment.id)])
     if excess.minor:
         wallet = invoicing.ensure_wallet(uow, ctx, payment.customer_id, payment.currency)
         uow.wallets.credit(wallet.id, excess.minor, ctx.now())

@@ -204,3 +204,74 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: tuple[T, ...]
     has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LogDraft:
+    """A billing event on its way into the transparency log (salt and index come at append).
+
+    ``subject_id`` names what the record describes (a journal entry, a subscription);
+    ``about_id`` what a customer would look it up by (an invoice, payment, wallet, subscription).
+    """
+
+    kind: str
+    subject_id: str
+    about_id: str | None
+    record: dict[str, object]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntryRecord:
+    tenant_id: str
+    idx: int
+    kind: str
+    subject_id: str
+    about_id: str | None
+    salt: bytes
+    record: str
+    commitment: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    tenant_id: str
+    size: int
+    root: bytes
+    note: str  # the signed note as issued, log signatures only
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CosignatureRecord:
+    tenant_id: str
+    size: int
+    witness: str
+    line: str  # "— <name> <base64>" as the witness sent it
+    cosigned_at: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorRecord:
+    tenant_id: str
+    size: int
+    root: bytes
+    chain_id: int
+    contract: str
+    tx_hash: str
+    block_number: int
+    anchored_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJournalEntry:
+    """A journal entry as the database holds it, for audits: nothing checked."""
+
+    id: str
+    kind: str
+    memo: str
+    reference_id: str | None
+    created_at: datetime
+    postings: tuple[tuple[str, str, int], ...]  # (account, currency, amount in minor units)

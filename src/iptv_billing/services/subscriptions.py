@@ -14,7 +14,7 @@ from iptv_billing.domain.catalog import BillingTerms
 from iptv_billing.domain.errors import Conflict, NotFound
 from iptv_billing.domain.proration import ProrationMode
 from iptv_billing.domain.subscription import LifecycleResult, SubscriptionState
-from iptv_billing.services import catalog, invoicing
+from iptv_billing.services import catalog, invoicing, log_records
 from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
 from iptv_billing.services.ports import UnitOfWork
@@ -68,7 +68,7 @@ def create_subscription(
         created_at=ctx.now(),
         updated_at=ctx.now(),
     )
-    uow.subscriptions.add(record)
+    log_records.add_subscription(uow, ctx, record)
     invoice = _invoice_lines(uow, ctx, record, terms, result, "subscription_create")
     return SubscriptionChange(record, invoice)
 
@@ -92,7 +92,8 @@ def change_plan(
         )
     elif result.state.pending_terms_hash == new_terms.terms_hash:
         updated = replace(updated, pending_terms_id=new_record.id)
-    uow.subscriptions.update(updated)
+    log_records.save_subscriptions(uow, ctx, [updated])
+    log_records.accept_terms(uow, ctx, updated, new_terms.terms_hash)
     invoice = _invoice_lines(uow, ctx, updated, new_terms, result, "subscription_update")
     return SubscriptionChange(_bumped(updated), invoice)
 
@@ -137,7 +138,7 @@ def _store(
     reason: str = "subscription_update",
 ) -> SubscriptionChange:
     updated = _with_state(current, ctx, result.state)
-    uow.subscriptions.update(updated)
+    log_records.save_subscriptions(uow, ctx, [updated])
     invoice = _invoice_lines(uow, ctx, updated, terms, result, reason) if terms else None
     return SubscriptionChange(_bumped(updated), invoice)
 

@@ -15,6 +15,7 @@ from iptv_billing.domain.money import Money
 from iptv_billing.services import invoicing
 from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
+from iptv_billing.services.log_records import post_journal
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import WalletRecord
 
@@ -48,7 +49,7 @@ def top_up(uow: UnitOfWork, ctx: Context, cmd: TopUp) -> WalletRecord:
     wallet = invoicing.ensure_wallet(uow, ctx, cmd.customer_id, cmd.amount.code)
     balance = uow.wallets.credit(wallet.id, cmd.amount.minor, ctx.now())
     entry = journal.wallet_topped_up(cmd.customer_id, cmd.method, cmd.amount)
-    uow.journal.add(ctx.tenant_id, [(ctx.ids.new("je"), entry, wallet.id)], ctx.now())
+    post_journal(uow, ctx, [(ctx.ids.new("je"), entry, wallet.id)])
     return WalletRecord(
         wallet.id, ctx.tenant_id, cmd.customer_id, cmd.amount.code, balance, ctx.now()
     )
@@ -69,7 +70,7 @@ def debit(uow: UnitOfWork, ctx: Context, cmd: DebitWallet) -> WalletRecord:
         ),
         memo=cmd.description[:500],
     )
-    uow.journal.add(ctx.tenant_id, [(ctx.ids.new("je"), entry, wallet.id)], ctx.now())
+    post_journal(uow, ctx, [(ctx.ids.new("je"), entry, wallet.id)])
     return WalletRecord(
         wallet.id, ctx.tenant_id, cmd.customer_id, cmd.amount.code, balance, ctx.now()
     )

@@ -16,7 +16,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -365,3 +367,80 @@ class BillingRunFailure(Base):
     subscription_id: Mapped[str] = mapped_column(String(40))
     code: Mapped[str] = mapped_column(String(80))
     message: Mapped[str] = mapped_column(String(1000))
+
+
+# -- the transparency log (one per tenant) -----------------------------------------------------
+Hash = LargeBinary(32)
+
+
+class LogHead(Base):
+    """The sequencer: locked by every append, so indices are gapless and in commit order."""
+
+    __tablename__ = "log_heads"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class LogEntry(Base):
+    """One billing event: its cleartext record stays here; only the commitment is public."""
+
+    __tablename__ = "log_entries"
+    __table_args__ = (
+        CheckConstraint("idx >= 0", name="index"),
+        Index("ix_log_entries_about", "tenant_id", "about_id"),
+    )
+    # No foreign key: every append locks the tenant's log_heads row, which has one, and a
+    # per-row check would cost more than the rest of the insert.
+    tenant_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[str] = mapped_column(String(40))
+    about_id: Mapped[str | None] = mapped_column(String(40))
+    salt: Mapped[bytes] = mapped_column(Hash)
+    record: Mapped[str] = mapped_column(Text)
+    commitment: Mapped[bytes] = mapped_column(Hash)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class LogTile(Base):
+    """A full tile with its inner nodes (511 hashes, level order); ``root`` repeats the last
+    so that the level above can be read without loading whole tiles."""
+
+    __tablename__ = "log_tiles"
+    tenant_id: Mapped[str] = mapped_column(Id, primary_key=True)  # see LogEntry
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+    root: Mapped[bytes] = mapped_column(Hash)
+
+
+class LogCheckpoint(Base):
+    __tablename__ = "log_checkpoints"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(Hash)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class LogCosignature(Base):
+    __tablename__ = "log_cosignatures"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(200), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    cosigned_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class LogAnchor(Base):
+    __tablename__ = "log_anchors"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(Hash)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    anchored_at: Mapped[datetime] = mapped_column(Moment)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -25,10 +26,12 @@ from iptv_billing.adapters.sql.repositories import (
     SqlIdempotencyRepository,
     SqlInvoiceRepository,
     SqlJournalRepository,
+    SqlLogRepository,
     SqlPaymentRepository,
     SqlSubscriptionRepository,
     SqlTenantRepository,
     SqlWalletRepository,
+    TileCache,
 )
 from iptv_billing.domain.errors import InvariantViolated
 from iptv_billing.services.ports import (
@@ -42,6 +45,7 @@ from iptv_billing.services.ports import (
     PaymentRepository,
     SubscriptionRepository,
     TenantRepository,
+    TransparencyLogRepository,
     UnitOfWork,
     UnitOfWorkFactory,
     WalletRepository,
@@ -69,10 +73,20 @@ class SqlUnitOfWork:
     journal: JournalRepository
     payments: PaymentRepository
     billing_runs: BillingRunRepository
+    log: TransparencyLogRepository
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        read_only: bool = False,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        tile_cache: TileCache | None = None,
+    ) -> None:
         self._engine = engine
         self._read_only = read_only
+        self._random_bytes = random_bytes
+        self._tile_cache = tile_cache or TileCache()
         self._connection: Connection | None = None
 
     @property
@@ -104,9 +118,12 @@ class SqlUnitOfWork:
             connection.close()
 
     def commit(self) -> None:
+        # The log goes last: its sequencer row stays locked only from here to the commit.
+        self.log.append_staged()
         self.connection.commit()
 
     def rollback(self) -> None:
+        self.log.discard_staged()
         self.connection.rollback()
 
     def _bind(self, connection: Connection) -> None:
@@ -121,26 +138,36 @@ class SqlUnitOfWork:
         self.journal = SqlJournalRepository(connection)
         self.payments = SqlPaymentRepository(connection)
         self.billing_runs = SqlBillingRunRepository(connection)
+        self.log = SqlLogRepository(connection, self._random_bytes, self._tile_cache)
 
 
 class SqlUnitOfWorkFactory:
     """A ``UnitOfWorkFactory``: ``factory(read_only=...)`` is a fresh unit of work."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         self.engine = engine
+        self._random_bytes = random_bytes
+        self._tile_cache = TileCache()
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, read_only=read_only)
+        return SqlUnitOfWork(
+            self.engine,
+            read_only=read_only,
+            random_bytes=self._random_bytes,
+            tile_cache=self._tile_cache,
+        )
 
 
 class Database:
     """An engine and the units of work on it; ``uow`` itself is a ``UnitOfWorkFactory``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+        """``random_bytes`` salts log entries: a CSPRNG in production (the salts hide records
+        from readers of the public log); tests may inject a seeded source."""
         self.url = normalize_url(url)
         self.engine = create_engine_for(self.url)
         self.dialect_name = self.engine.dialect.name
-        self._factory = SqlUnitOfWorkFactory(self.engine)
+        self._factory = SqlUnitOfWorkFactory(self.engine, random_bytes)
 
     def uow(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return self._factory(read_only=read_only)

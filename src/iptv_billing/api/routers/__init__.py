@@ -14,6 +14,7 @@ from iptv_billing.api.routers import (
     catalog,
     customers,
     invoices,
+    ledger,
     payments,
     subscriptions,
     tenants,
@@ -27,4 +28,5 @@ ROUTERS: list[APIRouter] = [
     invoices.router,
     payments.router,
     billing.router,
+    ledger.router,
 ]

@@ -74,11 +74,15 @@ class AdvanceIn(ApiModel):
 
 
 def _run(services: AppServices, tenant_id: str) -> BillingRunRecord:
+    publisher = services.publisher
     runner = BillingRunner(
         services.database.uow,
         services.system_clock,
         services.ids,
         is_transient=services.is_transient,
+        # A checkpoint at once; cosignatures and anchors come from the scheduler, so that a
+        # slow witness never holds the request.
+        after_run=None if publisher is None else publisher.checkpoint_quietly,
     )
     return runner.run(tenant_id)
 

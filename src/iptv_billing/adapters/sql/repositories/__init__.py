@@ -5,6 +5,7 @@ from iptv_billing.adapters.sql.repositories.catalog import SqlCatalogRepository
 from iptv_billing.adapters.sql.repositories.customers import SqlCustomerRepository
 from iptv_billing.adapters.sql.repositories.invoices import SqlInvoiceRepository
 from iptv_billing.adapters.sql.repositories.journal import SqlJournalRepository
+from iptv_billing.adapters.sql.repositories.log import SqlLogRepository, TileCache
 from iptv_billing.adapters.sql.repositories.payments import SqlPaymentRepository
 from iptv_billing.adapters.sql.repositories.subscriptions import SqlSubscriptionRepository
 from iptv_billing.adapters.sql.repositories.tenants import (
@@ -22,8 +23,10 @@ __all__ = [
     "SqlIdempotencyRepository",
     "SqlInvoiceRepository",
     "SqlJournalRepository",
+    "SqlLogRepository",
     "SqlPaymentRepository",
     "SqlSubscriptionRepository",
     "SqlTenantRepository",
     "SqlWalletRepository",
+    "TileCache",
 ]

@@ -54,6 +54,12 @@ JOURNAL_POSTINGS = table(tables.JournalPosting)
 PAYMENTS = table(tables.Payment)
 BILLING_RUNS = table(tables.BillingRun)
 BILLING_RUN_FAILURES = table(tables.BillingRunFailure)
+LOG_HEADS = table(tables.LogHead)
+LOG_ENTRIES = table(tables.LogEntry)
+LOG_TILES = table(tables.LogTile)
+LOG_CHECKPOINTS = table(tables.LogCheckpoint)
+LOG_COSIGNATURES = table(tables.LogCosignature)
+LOG_ANCHORS = table(tables.LogAnchor)
 
 
 # -- time ----------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, func, select
@@ -11,10 +11,14 @@ from iptv_billing.adapters.sql.repositories._bulk import insert_tuples
 from iptv_billing.adapters.sql.repositories._common import (
     JOURNAL_ENTRIES,
     JOURNAL_POSTINGS,
+    chunked,
+    from_db,
+    in_ids,
     to_db,
 )
 from iptv_billing.domain.journal import JournalEntry, Posting
 from iptv_billing.domain.money import Money
+from iptv_billing.services.records import StoredJournalEntry
 
 _ENTRY_COLUMNS = ("id", "tenant_id", "kind", "memo", "reference_id", "created_at")
 _POSTING_COLUMNS = ("entry_id", "tenant_id", "account", "currency", "amount_minor")
@@ -64,6 +68,36 @@ class SqlJournalRepository:
             amount = Money.from_minor(row.amount_minor, row.currency)
             postings[row.entry_id].append(Posting(row.account, amount))
         return [JournalEntry(head.kind, tuple(postings[head.id]), head.memo) for head in heads]
+
+    def by_ids(self, tenant_id: str, entry_ids: Sequence[str]) -> dict[str, StoredJournalEntry]:
+        """Entries as stored, unchecked (an audit must read a tampered, unbalanced entry too),
+        postings in written order."""
+        found: dict[str, StoredJournalEntry] = {}
+        for part in chunked(entry_ids):
+            heads = self._c.execute(
+                select(JOURNAL_ENTRIES).where(
+                    JOURNAL_ENTRIES.c.tenant_id == tenant_id,
+                    in_ids(self._c, JOURNAL_ENTRIES.c.id, part),
+                )
+            ).all()
+            postings: dict[str, list[tuple[str, str, int]]] = {head.id: [] for head in heads}
+            rows = self._c.execute(
+                select(JOURNAL_POSTINGS)
+                .where(in_ids(self._c, JOURNAL_POSTINGS.c.entry_id, list(postings)))
+                .order_by(JOURNAL_POSTINGS.c.id)
+            )
+            for row in rows:
+                postings[row.entry_id].append((row.account, row.currency, int(row.amount_minor)))
+            for h in heads:
+                at = from_db(h.created_at)
+                found[h.id] = StoredJournalEntry(
+                    h.id, h.kind, h.memo, h.reference_id, at, tuple(postings[h.id])
+                )
+        return found
+
+    def ids(self, tenant_id: str) -> Iterator[str]:
+        query = select(JOURNAL_ENTRIES.c.id).where(JOURNAL_ENTRIES.c.tenant_id == tenant_id)
+        yield from self._c.execute(query).scalars()
 
     def account_balance(self, tenant_id: str, account: str, currency: str) -> int:
         total = self._c.execute(
