@@ -1,7 +1,8 @@
 """transparency-dev/merkle proof vectors, RFC 6962 known answers and the RFC 6962 example proofs.
 
-The vectors live in the shared workspace (``/work/shared/testdata/merkle``); if that directory is
-missing, ``test_vector_directory_is_complete`` fails rather than everything silently skipping.
+The vectors are copied unmodified into ``tests/vectors/merkle`` (Apache-2.0; source, commit and
+licence in its README); if that directory is missing, ``test_vector_directory_is_complete``
+fails rather than everything silently skipping.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from iptv_billing.ledger.merkle import (
     verify_subtree_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "merkle"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "merkle"
 KINDS = ("inclusion", "consistency", "subtreeinclusion", "subtreeconsistency")
 # Upstream counts at commit 417fb0c3 (README): 98 + 98 + 204 + 118 = 518.
 MIN_FILES = {"inclusion": 98, "consistency": 98, "subtreeinclusion": 204, "subtreeconsistency": 118}

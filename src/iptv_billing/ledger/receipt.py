@@ -217,10 +217,19 @@ def _invoice(
         if record.get("reference") != invoice_id or record.get("kind") != "invoice_finalized":
             continue
         found = True
-        for posting in record.get("postings", []):
-            account = posting.get("account", "") if isinstance(posting, dict) else ""
-            if account.startswith(RECEIVABLE_PREFIX) and posting.get("currency") == currency:
-                charged += int(posting.get("minor", 0))
+        postings = record.get("postings")
+        for posting in postings if isinstance(postings, list) else []:
+            if not isinstance(posting, dict):
+                continue
+            account, amount = posting.get("account"), posting.get("minor")
+            if not (isinstance(account, str) and account.startswith(RECEIVABLE_PREFIX)):
+                continue
+            if posting.get("currency") != currency:
+                continue
+            if type(amount) is not int:  # bool is an int subclass; neither counts as money
+                report.add("invoice.charge", False, "a posting's amount is not an integer")
+                return
+            charged += amount
     if not found:
         report.add("invoice.charge", False, f"no proven finalization of invoice {invoice_id}")
         return

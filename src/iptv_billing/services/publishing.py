@@ -20,6 +20,7 @@ from iptv_billing.ledger.errors import LedgerError
 from iptv_billing.ledger.note import CosignatureV1Verifier, NoteVerifier, parse_note
 from iptv_billing.ledger.policy import Policy
 from iptv_billing.services import anchoring, transparency
+from iptv_billing.services.context import get_tenant
 from iptv_billing.services.ports import UnitOfWorkFactory
 from iptv_billing.services.records import CheckpointRecord, CosignatureRecord
 
@@ -68,12 +69,19 @@ class LedgerPublisher:
     def origin(self, tenant_id: str) -> str:
         return transparency.log_origin(self.origin_prefix, tenant_id)
 
+    def _require_tenant(self, tenant_id: str) -> None:
+        """Keys are made on first use: never for a tenant that does not exist."""
+        with self.uow_factory(read_only=True) as uow:
+            get_tenant(uow, tenant_id)
+
     def public_vkeys(self, tenant_id: str) -> list[str]:
+        self._require_tenant(tenant_id)
         origin = self.origin(tenant_id)
         self.keys.ensure(origin, self.now())
         return self.keys.public_vkeys(origin)
 
     def checkpoint(self, tenant_id: str) -> CheckpointRecord:
+        self._require_tenant(tenant_id)
         origin, now = self.origin(tenant_id), self.now()
         self.keys.ensure(origin, now)
         signers = self.keys.signers(origin, now)
@@ -102,6 +110,7 @@ class LedgerPublisher:
         return outcome
 
     def anchor(self, tenant_id: str) -> anchoring.AnchorOutcome | None:
+        self._require_tenant(tenant_id)
         if self.chain is None:
             return None
         return anchoring.anchor_latest(

@@ -39,7 +39,7 @@ from iptv_billing.adapters.sql.repositories._common import (
 from iptv_billing.domain.errors import InvariantViolated
 from iptv_billing.ledger import tiles
 from iptv_billing.ledger.entries import SALT_SIZE, encode_record
-from iptv_billing.ledger.merkle import Coordinate, node_hash
+from iptv_billing.ledger.merkle import HASH_SIZE, Coordinate, node_hash
 from iptv_billing.services.records import (
     AnchorRecord,
     CheckpointRecord,
@@ -62,6 +62,9 @@ _ENTRY_COLUMNS = (
 _TILE_COLUMNS = ("tenant_id", "level", "idx", "hashes", "root")
 _LEAF_PREFIX = b"\x00"
 _WIDTH = tiles.TILE_WIDTH
+_HEIGHT = tiles.TILE_HEIGHT
+# Where each height starts in a stored tile (level order: 256 base hashes, 128 parents, …).
+_LEVEL_START = [2 * _WIDTH - ((2 * _WIDTH) >> h) for h in range(_HEIGHT + 1)]
 
 
 class TileCache:
@@ -294,17 +297,29 @@ class SqlLogRepository:
 
     def read_subtrees(self, tenant_id: str, size: int, coords: Sequence[Coordinate]) -> list[bytes]:
         """Hashes of complete subtrees (level, index) of the tree of ``size`` entries, in
-        order: with ``functools.partial`` a ``SubtreeReader``."""
+        order: with ``functools.partial`` a ``SubtreeReader``.
+
+        The proof hot path, so ``tiles.locate`` and ``tiles.node_in_stored_tile`` are inlined
+        without their argument checks (the coordinates come from ``ledger.merkle``)."""
         hashes = []
-        for coord in coords:
-            tile_level, tile_index, height, index = tiles.locate(coord)
-            if tile_index < size >> (tiles.TILE_HEIGHT * (tile_level + 1)):  # full at size
-                blob = self._full_tile(tenant_id, tile_level, tile_index)
-                hashes.append(tiles.node_in_stored_tile(blob, height, index))
+        found: dict[tuple[int, int], bytes] = {}
+        for level, index in coords:
+            tile_level, height = divmod(level, _HEIGHT)
+            if height == 0 and level:  # a tile root: the top of the tile below
+                tile_level, height = tile_level - 1, _HEIGHT
+            shift = _HEIGHT - height
+            tile_index, position = index >> shift, index & ((1 << shift) - 1)
+            if tile_index < size >> (_HEIGHT * (tile_level + 1)):  # full at this size
+                key = (tile_level, tile_index)
+                blob = found.get(key)
+                if blob is None:
+                    blob = found[key] = self._full_tile(tenant_id, tile_level, tile_index)
+                start = (_LEVEL_START[height] + position) * HASH_SIZE
+                hashes.append(blob[start : start + HASH_SIZE])
             else:
                 width = tiles.tile_width(tile_level, size)
                 nodes = self._partial_nodes(tenant_id, tile_level, tile_index, width)
-                hashes.append(nodes[(height, index)])
+                hashes.append(nodes[(height, position)])
         return hashes
 
     def _full_tile(self, tenant_id: str, level: int, index: int) -> bytes:
