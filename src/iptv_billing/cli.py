@@ -84,8 +84,15 @@ def demo(
             settings_for(None).demo_api_key,
             progress=lambda m: status.update(f"demo: {m}"),
         )
+    checkpoint = runtime.publisher.checkpoint(result.tenant_id)
     with runtime.database.uow(read_only=True) as uow:
         summary = summarize(uow, result.tenant_id)
+    summary["transparency_log"] = {
+        "origin": runtime.publisher.origin(result.tenant_id),
+        "entries": checkpoint.size,
+        "signed checkpoint root": checkpoint.root.hex(),
+        "check it": f"iptv-billing ledger verify --tenant {result.tenant_id}",
+    }
     _print_summary(result.tenant_id, result.api_key, summary)
 
 
@@ -280,13 +287,16 @@ def bench_ledger(
     batch: Annotated[int, typer.Option(min=1, help="entries per transaction")] = 3_000,
     proof_entries: Annotated[int, typer.Option(min=2, help="log size for proofs")] = 1_000_000,
     pymerkle_proof_entries: Annotated[int, typer.Option(min=2)] = 200_000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="also time this many writers (one log each)")
+    ] = 2,
 ) -> None:
     """Durable appends per second, inclusion-proof time and verification rate, beside
     pymerkle in the same run; one JSON line."""
     from iptv_billing.bench.ledger import run_benchmark
 
     figures = run_benchmark(
-        list(database_url or []), appends, batch, proof_entries, pymerkle_proof_entries
+        list(database_url or []), appends, batch, proof_entries, pymerkle_proof_entries, workers
     )
     print(json.dumps(figures))
 

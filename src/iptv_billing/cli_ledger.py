@@ -135,7 +135,8 @@ def ledger_anchor(tenant: TenantId, database_url: DatabaseUrl = None) -> None:
             "detail": outcome.detail,
             "anchor": None
             if anchor is None
-            else dataclasses.asdict(anchor) | {"root": anchor.root.hex()},
+            else dataclasses.asdict(anchor)
+            | {"root": anchor.root.hex(), "anchored_at": anchor.anchored_at.isoformat()},
         }
     )
     if outcome.status == "unavailable":

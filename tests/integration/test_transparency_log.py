@@ -179,3 +179,17 @@ def test_log_tables_refuse_update_and_delete(op: LoggedOperator, table: str) -> 
             connection.execute(sa.text(statement))
         assert "append-only" in str(refused.value)
     assert len(list(entries(op))) == 256
+
+
+def test_records_with_awkward_text_round_trip_exactly(op: LoggedOperator) -> None:
+    awkward = 'tab\there, new\nline, cr\r, back\\slash, "quotes", nul\x00, é, 🎬, \\N, \\x00'
+    at = datetime(2028, 2, 1, tzinfo=UTC)
+    drafts = [LogDraft("test", "s\\1\t", "a\nb", {"memo": awkward, "n": i}, at) for i in range(3)]
+    with op.database.uow() as uow:
+        uow.log.stage(op.tenant_id, drafts)
+        uow.commit()
+    stored = list(entries(op))
+    assert [json.loads(e.record)["memo"] for e in stored] == [awkward] * 3
+    assert {(e.subject_id, e.about_id) for e in stored} == {("s\\1\t", "a\nb")}
+    for entry in stored:
+        assert commitment(entry.salt, entry.record.encode()) == entry.commitment

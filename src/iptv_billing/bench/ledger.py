@@ -11,12 +11,14 @@ entries, in a process whose tile cache starts cold; verification is RFC 9162 in 
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import random
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,19 +84,55 @@ def _append(database: Database, tenant_id: str, count: int, batch: int, small: b
     return time.perf_counter() - started
 
 
-def measure_appends(url: str, count: int, batch: int) -> dict[str, Any]:
-    database = open_database(url)
+_start_line: Any = None  # a Barrier shared by the worker processes
+
+
+def _hold_at_start(barrier: Any) -> None:
+    global _start_line
+    _start_line = barrier
+
+
+def _append_worker(url: str, tenant_id: str, count: int, batch: int) -> float:
+    """Seconds one writer takes, timed from when every writer is ready (imports and
+    connections are not appends)."""
+    database = open_database(url, migrate=False)
     try:
-        tenant_id = _tenant(database)
-        seconds = _append(database, tenant_id, count, batch, small=False)
+        with database.uow(read_only=True) as uow:
+            uow.log.size(tenant_id)  # connected
+        if _start_line is not None:
+            _start_line.wait()
+        return _append(database, tenant_id, count, batch, small=False)
     finally:
         database.dispose()
+
+
+def measure_appends(url: str, count: int, batch: int, workers: int = 1) -> dict[str, Any]:
+    """``workers`` processes, each appending ``count / workers`` entries to its own tenant's
+    log (one log has one writer at a time: its sequencer row is locked by each append)."""
+    database = open_database(url)
+    try:
+        tenants = [_tenant(database) for _ in range(workers)]
+        engine = database.dialect_name
+    finally:
+        database.dispose()
+    share = count // workers
+    if workers == 1:
+        seconds = _append_worker(url, tenants[0], share, batch)
+    else:
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(workers)
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_hold_at_start, initargs=(barrier,)
+        ) as pool:
+            jobs = [pool.submit(_append_worker, url, t, share, batch) for t in tenants]
+            seconds = max(job.result() for job in jobs)
     return {
-        "engine": database.dialect_name,
-        "entries": count,
+        "engine": engine,
+        "workers": workers,
+        "entries": share * workers,
         "batch": batch,
         "seconds": round(seconds, 2),
-        "entries_per_s": round(count / seconds),
+        "entries_per_s": round(share * workers / seconds),
     }
 
 
@@ -219,6 +257,7 @@ def run_benchmark(
     batch: int,
     proof_entries: int,
     pymerkle_proof_entries: int,
+    max_workers: int = 2,
     seed: int = 1,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as scratch:
@@ -226,7 +265,11 @@ def run_benchmark(
         urls = urls or [f"sqlite:///{directory / 'appends.db'}"]
         result: dict[str, Any] = {
             "benchmark": "ledger",
-            "appends": [measure_appends(url, appends, batch) for url in urls],
+            "appends": [
+                measure_appends(url, appends, batch, workers)
+                for url in urls
+                for workers in sorted({1, max_workers})
+            ],
             "proofs": measure_proofs(
                 f"sqlite:///{directory / 'proofs.db'}", proof_entries, batch, seed
             ),

@@ -34,6 +34,13 @@ def copy_into(
             copy.write_row(row)
 
 
+def copy_text(connection: Connection, table_name: str, columns: Sequence[str], data: str) -> None:
+    """COPY rows already written in PostgreSQL's text format (tab-separated, escaped)."""
+    statement = f"COPY {table_name} ({', '.join(columns)}) FROM STDIN"
+    with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(data.encode("utf-8"))
+
+
 def insert_tuples(
     connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Tuple]
 ) -> None:
