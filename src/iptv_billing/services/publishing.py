@@ -15,16 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from iptv_billing.domain.errors import BillingError, Unavailable
+from iptv_billing.domain.errors import BillingError, NotFound, Unavailable
 from iptv_billing.ledger.errors import LedgerError
 from iptv_billing.ledger.note import CosignatureV1Verifier, NoteVerifier, parse_note
 from iptv_billing.ledger.policy import Policy
 from iptv_billing.services import anchoring, transparency
 from iptv_billing.services.context import get_tenant
-from iptv_billing.services.ports import UnitOfWorkFactory
+from iptv_billing.services.ports import UnitOfWork, UnitOfWorkFactory
 from iptv_billing.services.records import CheckpointRecord, CosignatureRecord
 
 log = logging.getLogger(__name__)
+PUBLISHED_LOOKBACK = 50  # checkpoints searched for one the witnesses have cosigned
 
 
 class WitnessTransport(Protocol):
@@ -139,6 +140,23 @@ class LedgerPublisher:
             except (BillingError, LedgerError) as exc:
                 log.error("publishing the log of %s failed: %s", tenant_id, exc)
         return outcomes
+
+    def published_checkpoint(self, uow: UnitOfWork, tenant_id: str) -> CheckpointRecord:
+        """What the log shows the world: the newest checkpoint whose cosignatures meet the
+        witness policy (as a client applying that policy would require), else the newest."""
+        recent = uow.log.recent_checkpoints(tenant_id, PUBLISHED_LOOKBACK)
+        if not recent:
+            raise NotFound("ledger.no_checkpoint", "this log has no checkpoint yet")
+        if self.policy is None or not self.policy.witnesses:
+            return recent[0]
+        names = {v.name: local for local, (v, _url) in self.policy.witnesses.items()}
+        for checkpoint in recent:
+            cosigners = {
+                names.get(c.witness) for c in uow.log.cosignatures(tenant_id, checkpoint.size)
+            }
+            if self.policy.satisfied(n for n in cosigners if n is not None):
+                return checkpoint
+        return recent[0]
 
     def checkpoint_quietly(self, tenant_id: str) -> None:
         """A checkpoint, failures logged: for callers that must not fail because of it."""

@@ -43,10 +43,14 @@ def _tenant_exists(services: AppServices, tenant_id: str) -> None:
 
 @router.get("/ledger/{tenant_id}/checkpoint", response_class=Response)
 def public_checkpoint(tenant_id: ResourceId, services: Services) -> Response:
-    """The latest checkpoint with the log's signatures and the witnesses' cosignatures."""
+    """The newest checkpoint that meets the witness policy (the newest, without a policy),
+    with the log's signatures and the witnesses' cosignatures."""
     _tenant_exists(services, tenant_id)
     with services.database.uow(read_only=True) as uow:
-        checkpoint = transparency.latest_checkpoint(uow, tenant_id)
+        if services.publisher is None:
+            checkpoint = transparency.latest_checkpoint(uow, tenant_id)
+        else:
+            checkpoint = services.publisher.published_checkpoint(uow, tenant_id)
         note = transparency.cosigned_note(uow, checkpoint)
     return Response(
         note,

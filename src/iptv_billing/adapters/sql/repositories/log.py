@@ -469,6 +469,16 @@ class SqlLogRepository:
         row = self._c.execute(query).first()
         return None if row is None else _checkpoint(row)
 
+    def recent_checkpoints(self, tenant_id: str, limit: int) -> Sequence[CheckpointRecord]:
+        """The newest ``limit`` checkpoints, newest first."""
+        query = (
+            select(LOG_CHECKPOINTS)
+            .where(LOG_CHECKPOINTS.c.tenant_id == tenant_id)
+            .order_by(LOG_CHECKPOINTS.c.size.desc())
+            .limit(limit)
+        )
+        return [_checkpoint(row) for row in self._c.execute(query)]
+
     def checkpoints(self, tenant_id: str) -> Sequence[CheckpointRecord]:
         query = (
             select(LOG_CHECKPOINTS)
