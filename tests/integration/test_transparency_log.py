@@ -7,7 +7,7 @@ import functools
 import json
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ from iptv_billing.domain.errors import Conflict
 from iptv_billing.ledger import merkle, tiles
 from iptv_billing.ledger.checkpoint import open_checkpoint
 from iptv_billing.ledger.entries import commitment
+from iptv_billing.ledger.errors import LedgerError
+from iptv_billing.ledger.note import parse_note, parse_vkey
 from iptv_billing.ledger.receipt import verify_receipt
 from iptv_billing.services import transparency
 from iptv_billing.services.ledger_audit import verify_log
@@ -193,3 +195,29 @@ def test_records_with_awkward_text_round_trip_exactly(op: LoggedOperator) -> Non
     assert {(e.subject_id, e.about_id) for e in stored} == {("s\\1\t", "a\nb")}
     for entry in stored:
         assert commitment(entry.salt, entry.record.encode()) == entry.commitment
+
+
+def test_a_rotated_key_cosigns_during_the_overlap_then_retires(op: LoggedOperator) -> None:
+    op.activity(months=1)
+    old_vkey = op.vkeys()[-1]
+    origin = op.publisher.origin(op.tenant_id)
+    op.publisher.keys.rotate(origin, op.system.now(), timedelta(days=7))
+    op.advance(31)
+    op.bill()
+    during = op.publisher.checkpoint(op.tenant_id)
+    assert len(parse_note(during.note).signatures) == 2  # old and new key both sign
+    new_vkey = next(v for v in op.vkeys() if v != old_vkey)
+    for vkey in (old_vkey, new_vkey):  # verifiers that know either key keep working
+        open_checkpoint(during.note, [parse_vkey(vkey)])
+    later = op.system.now() + timedelta(days=8)
+    op.publisher.now = lambda: later
+    op.advance(31)
+    op.bill()
+    after = op.publisher.checkpoint(op.tenant_id)
+    assert [s.name for s in parse_note(after.note).signatures] == [origin]
+    open_checkpoint(after.note, [parse_vkey(new_vkey)])
+    with pytest.raises(LedgerError):
+        open_checkpoint(after.note, [parse_vkey(old_vkey)])
+    assert old_vkey in op.vkeys()  # still published: old checkpoints must keep verifying
+    with op.database.uow(read_only=True) as uow:
+        assert verify_log(uow, op.tenant_id, op.log_keys()).consistent
