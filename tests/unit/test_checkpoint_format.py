@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import random
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ledger_testing import refused, seed
 
 from iptv_billing.ledger.checkpoint import (
     Checkpoint,
@@ -28,7 +27,6 @@ from iptv_billing.ledger.note import (
     Ed25519Signer,
     NoteSignature,
     format_note,
-    generate_ed25519_seed,
     parse_note,
     sign_note,
 )
@@ -45,17 +43,6 @@ SPEC_COSIGNED_MESSAGE = (
 )
 ORIGIN = "billing.example/tenant-1"
 ROOT = bytes(range(32))
-
-
-@contextmanager
-def refused(code: str) -> Iterator[None]:
-    with pytest.raises(LedgerError) as caught:
-        yield
-    assert caught.value.code == code, repr(caught.value)
-
-
-def seed(n: int) -> bytes:
-    return generate_ed25519_seed(random.Random(n).randbytes)
 
 
 def log_signer(name: str = ORIGIN, n: int = 1) -> Ed25519Signer:

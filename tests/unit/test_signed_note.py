@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ledger_testing import refused
 
 from iptv_billing.ledger.errors import LedgerError
 from iptv_billing.ledger.note import (
@@ -109,14 +109,6 @@ GO_NOTE = (
 
 def signer(name: str, seed: int = 1) -> Ed25519Signer:
     return Ed25519Signer.from_seed(name, generate_ed25519_seed(random.Random(seed).randbytes))
-
-
-@contextmanager
-def refused(code: str) -> Iterator[None]:
-    """Assert that the block raises a LedgerError with exactly this code."""
-    with pytest.raises(LedgerError) as caught:
-        yield
-    assert caught.value.code == code, repr(caught.value)
 
 
 # --- the spec examples ------------------------------------------------------------------------

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import base64
 import itertools
-import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ledger_testing import refused, seed
 
 from iptv_billing.ledger.checkpoint import Checkpoint, CosignatureV1Signer, sign_checkpoint
 from iptv_billing.ledger.errors import LedgerError
 from iptv_billing.ledger.note import (
     SIG_COSIGNATURE_V1,
     Ed25519Signer,
-    generate_ed25519_seed,
     parse_note,
     sign_note,
     vkey,
@@ -25,17 +22,6 @@ from iptv_billing.ledger.note import (
 from iptv_billing.ledger.policy import Group, format_policy, k_of_n_policy, parse_policy
 
 ORIGIN = "billing.example/tenant-1"
-
-
-@contextmanager
-def refused(code: str) -> Iterator[None]:
-    with pytest.raises(LedgerError) as caught:
-        yield
-    assert caught.value.code == code, repr(caught.value)
-
-
-def seed(n: int) -> bytes:
-    return generate_ed25519_seed(random.Random(n).randbytes)
 
 
 LOG = Ed25519Signer.from_seed(ORIGIN, seed(1))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ledger_testing import refused, seed
 
 from iptv_billing.ledger.checkpoint import (
     Checkpoint,
@@ -18,7 +16,7 @@ from iptv_billing.ledger.checkpoint import (
     sign_checkpoint,
 )
 from iptv_billing.ledger.errors import LedgerError
-from iptv_billing.ledger.note import Ed25519Signer, generate_ed25519_seed, parse_note, sign_note
+from iptv_billing.ledger.note import Ed25519Signer, parse_note, sign_note
 from iptv_billing.ledger.proof_file import TlogProof, format_tlog_proof, parse_tlog_proof
 
 SPEC_HEAD = (
@@ -41,17 +39,6 @@ SPEC_ELIDED_SIGNATURES = (
     "\u2014 witness2.example TnKKVHLX[...]xwYwrSjgow==\n"
     "\u2014 witness3.example S4X82uH5[...]3oEcROGLFQ==\n"
 )
-
-
-@contextmanager
-def refused(code: str) -> Iterator[None]:
-    with pytest.raises(LedgerError) as caught:
-        yield
-    assert caught.value.code == code, repr(caught.value)
-
-
-def seed(n: int) -> bytes:
-    return generate_ed25519_seed(random.Random(n).randbytes)
 
 
 LOG = Ed25519Signer.from_seed("example.com/fancylog", seed(1))

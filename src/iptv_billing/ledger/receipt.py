@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from iptv_billing.domain.journal import INVOICE_FINALIZED, RECEIVABLE_PREFIX
 from iptv_billing.ledger import merkle
 from iptv_billing.ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from iptv_billing.ledger.entries import SALT_SIZE, check_record, commitment, encode_record
@@ -23,7 +24,6 @@ from iptv_billing.ledger.note import NoteVerifier, parse_vkey
 from iptv_billing.ledger.proof_file import parse_tlog_proof
 
 RECEIPT_FORMAT = "iptv-billing.receipt/v1"
-RECEIVABLE_PREFIX = "receivable:"
 MAX_ENTRIES = 10_000
 
 # Looks a chain anchor up: (origin, size) → the root stored on chain, or None.
@@ -214,7 +214,7 @@ def _invoice(
     for record in records:
         if record is None or record.get("type") != "journal_entry":
             continue
-        if record.get("reference") != invoice_id or record.get("kind") != "invoice_finalized":
+        if record.get("reference") != invoice_id or record.get("kind") != INVOICE_FINALIZED:
             continue
         found = True
         postings = record.get("postings")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from iptv_billing.domain.errors import Conflict, Unavailable
-from iptv_billing.services.ports import UnitOfWork, UnitOfWorkFactory
+from iptv_billing.domain.errors import Unavailable
+from iptv_billing.services.ports import UnitOfWorkFactory
 from iptv_billing.services.records import AnchorRecord
 
 log = logging.getLogger(__name__)
@@ -88,17 +88,3 @@ def anchor_latest(
 
 def _block_time(timestamp: int) -> datetime | None:
     return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
-
-
-def anchor_covering(uow: UnitOfWork, tenant_id: str, size: int) -> AnchorRecord | None:
-    """The anchor of exactly the checkpoint at ``size``, if it was anchored."""
-    return uow.log.anchor_at(tenant_id, size)
-
-
-def check_on_chain(chain: AnchorChain, origin: str, size: int, root: bytes) -> None:
-    """Refuse unless the chain holds ``root`` for (origin, size)."""
-    found = chain.root_at(origin, size)
-    if found is None:
-        raise Conflict("anchor.not_on_chain", f"no anchor of {origin} at size {size} on chain")
-    if found != root:
-        raise Conflict("anchor.root_mismatch", f"the chain holds another root for size {size}")

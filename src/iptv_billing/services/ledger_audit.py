@@ -241,8 +241,10 @@ class _Walk:
     def _subscriptions(self) -> None:
         ids = list(self.latest_state)
         for start in range(0, len(ids), BATCH):
-            for sub_id in ids[start : start + BATCH]:
-                sub = self.uow.subscriptions.get(self.tenant_id, sub_id)
+            part = ids[start : start + BATCH]
+            stored = self.uow.subscriptions.get_many(self.tenant_id, part)
+            for sub_id in part:
+                sub = stored.get(sub_id)
                 index, record = self.latest_state[sub_id]
                 if sub is None:
                     self.audit.problem(index, "subscription_gone", f"{sub_id} is not stored")

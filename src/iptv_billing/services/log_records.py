@@ -131,14 +131,13 @@ def add_subscription(uow: UnitOfWork, ctx: Context, sub: SubscriptionRecord) -> 
     """A new subscription: its first state, and the customer's acceptance of its terms."""
     at = ctx.now()
     uow.subscriptions.add(sub)
-    uow.log.stage(ctx.tenant_id, [*subscription_drafts([sub], at), _terms_draft(sub, at)])
+    terms = _terms_draft(sub, sub.state.terms_hash, at)
+    uow.log.stage(ctx.tenant_id, [*subscription_drafts([sub], at), terms])
 
 
 def accept_terms(uow: UnitOfWork, ctx: Context, sub: SubscriptionRecord, terms_hash: str) -> None:
     """The customer agreed to other terms (a plan change), whenever they take effect."""
-    at = ctx.now()
-    draft = LogDraft(TERMS_ACCEPTED, sub.id, sub.id, terms_record(sub, terms_hash, at), at)
-    uow.log.stage(ctx.tenant_id, [draft])
+    uow.log.stage(ctx.tenant_id, [_terms_draft(sub, terms_hash, ctx.now())])
 
 
 def save_subscriptions(
@@ -155,6 +154,5 @@ def save_subscriptions(
     uow.log.stage(ctx.tenant_id, subscription_drafts(subs, when))
 
 
-def _terms_draft(sub: SubscriptionRecord, at: datetime) -> LogDraft:
-    record = terms_record(sub, sub.state.terms_hash, at)
-    return LogDraft(TERMS_ACCEPTED, sub.id, sub.id, record, at)
+def _terms_draft(sub: SubscriptionRecord, terms_hash: str, at: datetime) -> LogDraft:
+    return LogDraft(TERMS_ACCEPTED, sub.id, sub.id, terms_record(sub, terms_hash, at), at)

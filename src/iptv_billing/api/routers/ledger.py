@@ -21,6 +21,7 @@ from iptv_billing.ledger import tiles
 from iptv_billing.ledger.errors import LedgerError
 from iptv_billing.ledger.receipt import b64
 from iptv_billing.services import receipts, transparency
+from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.publishing import LedgerPublisher
 
 router = APIRouter(route_class=IdempotentRoute, tags=["ledger"])
@@ -35,18 +36,17 @@ def _publisher(services: AppServices) -> LedgerPublisher:
     return services.publisher
 
 
-def _tenant_exists(services: AppServices, tenant_id: str) -> None:
-    with services.database.uow(read_only=True) as uow:
-        if uow.tenants.get(tenant_id) is None:
-            raise NotFound("ledger.not_found", f"no log {tenant_id}")
+def _require_log(uow: UnitOfWork, tenant_id: str) -> None:
+    if uow.tenants.get(tenant_id) is None:
+        raise NotFound("ledger.not_found", f"no log {tenant_id}")
 
 
 @router.get("/ledger/{tenant_id}/checkpoint", response_class=Response)
 def public_checkpoint(tenant_id: ResourceId, services: Services) -> Response:
     """The newest checkpoint that meets the witness policy (the newest, without a policy),
     with the log's signatures and the witnesses' cosignatures."""
-    _tenant_exists(services, tenant_id)
     with services.database.uow(read_only=True) as uow:
+        _require_log(uow, tenant_id)
         if services.publisher is None:
             checkpoint = transparency.latest_checkpoint(uow, tenant_id)
         else:
@@ -62,12 +62,12 @@ def public_checkpoint(tenant_id: ResourceId, services: Services) -> Response:
 @router.get("/ledger/{tenant_id}/tile/{path:path}", response_class=Response)
 def public_tile(tenant_id: ResourceId, path: str, services: Services) -> Response:
     """A Merkle tile (``tile/<L>/<N>[.p/<W>]``) or entry bundle (``tile/entries/<N>…``)."""
-    _tenant_exists(services, tenant_id)
-    try:
-        ref = tiles.parse_tile_path(f"tile/{path}")
-    except LedgerError as exc:
-        raise NotFound("tile.not_found", exc.message) from exc
     with services.database.uow(read_only=True) as uow:
+        _require_log(uow, tenant_id)
+        try:
+            ref = tiles.parse_tile_path(f"tile/{path}")
+        except LedgerError as exc:
+            raise NotFound("tile.not_found", exc.message) from exc
         content = transparency.tile_content(uow, tenant_id, ref)
     if content is None:
         raise NotFound("tile.not_found", f"the log has no {ref.path} yet")

@@ -91,27 +91,27 @@ class TileCache:
                 self._tiles.popitem(last=False)
 
 
-def _timestamp_writer(connection: Connection) -> Callable[[datetime], object]:
+def _postgresql_time(at: datetime) -> str:
+    return to_db(at).isoformat()
+
+
+def _sqlite_time(at: datetime) -> str:
+    return to_db(at).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _timestamp_writer(connection: Connection) -> Callable[[datetime], str]:
     """Driver-level timestamps as text: ISO 8601 with offset for PostgreSQL's COPY; for SQLite
     the text SQLAlchemy's DateTime writes (naive UTC), so reads through Core parse it back."""
+    render = _postgresql_time if is_postgresql(connection) else _sqlite_time
     cache: dict[datetime, str] = {}  # a batch shares a handful of instants
-    if is_postgresql(connection):
 
-        def postgresql_text(at: datetime) -> str:
-            text = cache.get(at)
-            if text is None:
-                text = cache[at] = to_db(at).isoformat()
-            return text
-
-        return postgresql_text
-
-    def sqlite_text(at: datetime) -> str:
+    def stamp(at: datetime) -> str:
         text = cache.get(at)
         if text is None:
-            text = cache[at] = to_db(at).replace(tzinfo=None).isoformat(" ", "microseconds")
+            text = cache[at] = render(at)
         return text
 
-    return sqlite_text
+    return stamp
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -403,18 +403,6 @@ class SqlLogRepository:
         return nodes
 
     # -- reading entries ------------------------------------------------------------------------
-    def entries(self, tenant_id: str, start: int, end: int) -> Sequence[LogEntryRecord]:
-        query = (
-            select(LOG_ENTRIES)
-            .where(
-                LOG_ENTRIES.c.tenant_id == tenant_id,
-                LOG_ENTRIES.c.idx >= start,
-                LOG_ENTRIES.c.idx < end,
-            )
-            .order_by(LOG_ENTRIES.c.idx)
-        )
-        return [_entry(row) for row in self._c.execute(query)]
-
     def iter_entries(self, tenant_id: str, batch: int = 10_000) -> Iterator[LogEntryRecord]:
         """Every stored entry in index order, as stored (gaps and all), a batch at a time."""
         after = -1

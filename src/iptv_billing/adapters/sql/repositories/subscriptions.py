@@ -13,7 +13,9 @@ from iptv_billing.adapters.sql.repositories._bulk import update_matching_version
 from iptv_billing.adapters.sql.repositories._common import (
     SUBSCRIPTIONS,
     TERMS,
+    chunked,
     from_db,
+    in_ids,
     is_postgresql,
     opt_from_db,
     opt_to_db,
@@ -180,6 +182,15 @@ class SqlSubscriptionRepository:
             query = self._locked(query, skip_locked=False)
         row = self._c.execute(query).first()
         return None if row is None else _subscription(row)
+
+    def get_many(self, tenant_id: str, ids: Sequence[str]) -> dict[str, SubscriptionRecord]:
+        found: dict[str, SubscriptionRecord] = {}
+        for part in chunked(ids):
+            query = _SELECT.where(
+                SUBSCRIPTIONS.c.tenant_id == tenant_id, in_ids(self._c, SUBSCRIPTIONS.c.id, part)
+            )
+            found.update((row.id, _subscription(row)) for row in self._c.execute(query))
+        return found
 
     def update(self, subscription: SubscriptionRecord) -> None:
         """Write the new state; the record's ``version`` must still be the stored one."""
