@@ -21,6 +21,9 @@ PYTEST_ARGS ?=
 BENCH_ARGS  ?= --subscriptions 100000
 # Where Debian's postgresql packages put their server binaries (one bin/ per major version).
 PG_LIBDIR   ?= /usr/lib/postgresql
+# nginx and its RTMP module as Debian installs them (tests/e2e/nginx_rtmp.py runs them).
+NGINX       ?= /usr/sbin/nginx
+NGINX_RTMP_MODULE ?= /usr/lib/nginx/modules/ngx_rtmp_module.so
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
@@ -31,7 +34,8 @@ help:
 	@echo "make run          serve the API on http://$(HOST):$(PORT) (docs at /docs), demo data seeded"
 	@echo "make test         system deps + install + lint + the whole test suite (what CI runs)"
 	@echo "make install      create $(VENV) and install the project with its test extras"
-	@echo "make system-deps  install the Debian packages the tests need (postgresql)"
+	@echo "make system-deps  install the Debian packages the tests need, when missing (postgresql,"
+	@echo "                  nginx-light + libnginx-mod-rtmp, ffmpeg, redis-server)"
 	@echo "make tools        install anvil (a local Ethereum node, from npm) into .tools/"
 	@echo "make lint         ruff check, ruff format --check, mypy"
 	@echo "make bench        example benchmark: iptv-billing bench billing-run $(BENCH_ARGS)"
@@ -57,38 +61,94 @@ $(STAMP): pyproject.toml
 run: install
 	exec $(BIN)/iptv-billing serve --host $(HOST) --port $(PORT) --seed-demo
 
-# PostgreSQL server binaries for tests/conftest.py (which starts its own throwaway server).
+# Debian packages for the tests: PostgreSQL server binaries (tests/conftest.py starts its own
+# throwaway server), nginx with the RTMP module, ffmpeg and redis-server (the e2e tests start
+# their own instances on free 127.0.0.1 ports). Installs only what is missing, in one apt-get
+# run; the nginx/redis services the packages ship are kept from starting (ports 80 and 6379).
 system-deps:
-	@if ls $(PG_LIBDIR)/*/bin/pg_ctl >/dev/null 2>&1; then \
-	    echo "system-deps: PostgreSQL found: $$(ls -d $(PG_LIBDIR)/*/bin | sort -V | tail -n 1)"; \
+	@missing=""; found=""; \
+	if ls $(PG_LIBDIR)/*/bin/pg_ctl >/dev/null 2>&1; then \
+	    found="$$found, PostgreSQL $$(ls -d $(PG_LIBDIR)/*/bin | sort -V | tail -n 1)"; \
+	else missing="$$missing postgresql"; fi; \
+	if [ -x $(NGINX) ]; then found="$$found, $$($(NGINX) -v 2>&1 | sed 's/^nginx version: //')"; \
+	else missing="$$missing nginx"; fi; \
+	if [ -f $(NGINX_RTMP_MODULE) ]; then found="$$found + $$(basename $(NGINX_RTMP_MODULE))"; \
+	else missing="$$missing libnginx-mod-rtmp"; fi; \
+	if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then \
+	    found="$$found, ffmpeg"; \
+	else missing="$$missing ffmpeg"; fi; \
+	if command -v redis-server >/dev/null 2>&1; then found="$$found, redis-server"; \
+	else missing="$$missing redis-server"; fi; \
+	if [ -z "$$missing" ]; then \
+	    echo "system-deps: all found: $${found#, }"; \
 	    exit 0; \
 	fi; \
 	if [ "$$(id -u)" -eq 0 ]; then SUDO=""; \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
 	else \
-	    echo "error: PostgreSQL server binaries are missing and installing them needs root." >&2; \
-	    echo "       Run as root or with password-less sudo, or: apt-get install postgresql" >&2; \
+	    echo "error: missing system packages:$$missing; installing them needs root." >&2; \
+	    echo "       Run as root or with password-less sudo, or: apt-get install$$missing" >&2; \
 	    exit 1; \
 	fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-	    echo "error: PostgreSQL server binaries are missing and apt-get is not available;" >&2; \
-	    echo "       install PostgreSQL >= 15 (initdb, pg_ctl) and set IPTV_BILLING_PG_BINDIR" >&2; \
+	    echo "error: missing system packages:$$missing; apt-get is not available. Install" >&2; \
+	    echo "       PostgreSQL >= 15 (initdb, pg_ctl; set IPTV_BILLING_PG_BINDIR), nginx with" >&2; \
+	    echo "       the RTMP module ($(NGINX), $(NGINX_RTMP_MODULE)), ffmpeg, redis-server" >&2; \
 	    exit 1; \
 	fi; \
-	echo "system-deps: installing postgresql"; \
-	$$SUDO mkdir -p /etc/postgresql-common/createcluster.d; \
-	echo "create_main_cluster = false" | $$SUDO tee \
-	    /etc/postgresql-common/createcluster.d/50-iptv-billing.conf >/dev/null; \
 	$$SUDO apt-get update -q; \
-	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql; \
-	if command -v pg_lsclusters >/dev/null 2>&1; then \
-	    pg_lsclusters --no-header 2>/dev/null | while read -r ver name port status rest; do \
-	        if [ "$$status" = online ]; then $$SUDO pg_ctlcluster "$$ver" "$$name" stop || true; fi; \
-	    done; \
+	packages=""; \
+	for package in $$missing; do \
+	    if [ "$$package" = nginx ] && apt-cache show nginx-light >/dev/null 2>&1; then \
+	        package=nginx-light; \
+	    fi; \
+	    packages="$$packages $$package"; \
+	done; \
+	echo "system-deps: installing$$packages"; \
+	case " $$missing " in *" postgresql "*) \
+	    $$SUDO mkdir -p /etc/postgresql-common/createcluster.d; \
+	    echo "create_main_cluster = false" | $$SUDO tee \
+	        /etc/postgresql-common/createcluster.d/50-iptv-billing.conf >/dev/null;; \
+	esac; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    trap '$$SUDO rm -f /usr/sbin/policy-rc.d' EXIT; \
+	    printf '#!/bin/sh\n# make system-deps: no service starts during apt-get install\nexit 101\n' \
+	        | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null; \
+	    $$SUDO chmod 755 /usr/sbin/policy-rc.d; \
 	fi; \
-	ls $(PG_LIBDIR)/*/bin/pg_ctl >/dev/null 2>&1 || { \
-	    echo "error: postgresql installed but no $(PG_LIBDIR)/*/bin/pg_ctl" >&2; exit 1; }
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $$packages; \
+	case " $$missing " in *" postgresql "*) \
+	    if command -v pg_lsclusters >/dev/null 2>&1; then \
+	        pg_lsclusters --no-header 2>/dev/null | while read -r ver name port status rest; do \
+	            if [ "$$status" = online ]; then \
+	                $$SUDO pg_ctlcluster "$$ver" "$$name" stop || true; \
+	            fi; \
+	        done; \
+	    fi;; \
+	esac; \
+	for service in nginx:/run/nginx.pid redis-server:/run/redis/redis-server.pid; do \
+	    name=$${service%%:*}; pidfile=$${service#*:}; \
+	    case " $$missing " in *" $$name "*) ;; *) continue;; esac; \
+	    if [ -d /run/systemd/system ]; then \
+	        $$SUDO systemctl disable --now --quiet "$$name" 2>/dev/null || true; \
+	    fi; \
+	    if [ -s "$$pidfile" ] && pid=$$(cat "$$pidfile") && $$SUDO kill -0 "$$pid" 2>/dev/null; then \
+	        echo "system-deps: stopping the $$name service the package started"; \
+	        $$SUDO kill "$$pid" || true; \
+	    fi; \
+	done; \
+	still=""; \
+	ls $(PG_LIBDIR)/*/bin/pg_ctl >/dev/null 2>&1 || still="$$still $(PG_LIBDIR)/*/bin/pg_ctl"; \
+	[ -x $(NGINX) ] || still="$$still $(NGINX)"; \
+	[ -f $(NGINX_RTMP_MODULE) ] || still="$$still $(NGINX_RTMP_MODULE)"; \
+	for tool in ffmpeg ffprobe redis-server; do \
+	    command -v $$tool >/dev/null 2>&1 || still="$$still $$tool"; \
+	done; \
+	if [ -n "$$still" ]; then \
+	    echo "error: installed$$packages but still missing:$$still" >&2; exit 1; \
+	fi; \
+	echo "system-deps: installed$$packages"
 
 # anvil, Foundry's local Ethereum node, for the anchoring tests (npm; Debian's npm if missing).
 tools:

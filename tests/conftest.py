@@ -46,6 +46,7 @@ from psycopg import sql
 # Loads py-evm and py_ecc with the interpreter's recursion limit put back (they raise it, which
 # turns deeply nested JSON into a crash); test modules that import them directly come later.
 import iptv_billing.adapters.chain  # noqa: F401
+from redis_fixture import redis_prefix, redis_url  # noqa: F401  (fixtures for every test)
 
 TESTS_ROOT = Path(__file__).resolve().parent
 HOST = "127.0.0.1"

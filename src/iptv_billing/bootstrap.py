@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from iptv_billing.adapters.keys import KeyStore
+from iptv_billing.adapters.panels import WebhookSender
+from iptv_billing.adapters.panels.outbox import XtreamTransport
 from iptv_billing.adapters.payments.test_provider import TestCardProvider
+from iptv_billing.adapters.secret_box import SecretBox
 from iptv_billing.adapters.sql.uow import Database, is_transient, open_database
 from iptv_billing.adapters.witness_client import HttpWitnessTransport
 from iptv_billing.config import Settings
-from iptv_billing.domain.errors import Unavailable
+from iptv_billing.domain.errors import InvalidInput, Unavailable
+from iptv_billing.domain.secure_links import SecureLinkSigner
 from iptv_billing.ledger.errors import LedgerError
 from iptv_billing.ledger.policy import Policy, parse_policy
 from iptv_billing.services.anchoring import AnchorChain, ChainReceipt
@@ -26,7 +30,10 @@ from iptv_billing.services.clock import Clock, SystemClock
 from iptv_billing.services.ids import IdGenerator, TimeOrderedIds
 from iptv_billing.services.jobs import RecurringJobs
 from iptv_billing.services.providers import PaymentProvider
+from iptv_billing.services.provisioning import ProvisioningWorker, Transports
 from iptv_billing.services.publishing import LedgerPublisher
+from iptv_billing.services.stream_auth import StreamAuthorizer
+from iptv_billing.streaming import AccessFollower, open_authorizer, open_secret_box
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,8 @@ class Runtime:
     ids: IdGenerator
     payment_provider: PaymentProvider
     publisher: LedgerPublisher
+    stream: StreamAuthorizer | None = None
+    sealer: SecretBox | None = None
 
 
 class LazyChain:
@@ -117,7 +126,15 @@ def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     database = open_database(settings.database_url, migrate=True)
     publisher = open_publisher(settings, database, clock)
-    return Runtime(database, clock, TimeOrderedIds(clock), TestCardProvider(clock), publisher)
+    return Runtime(
+        database,
+        clock,
+        TimeOrderedIds(clock),
+        TestCardProvider(clock),
+        publisher,
+        stream=open_authorizer(settings, database.uow, clock),
+        sealer=open_secret_box(settings),
+    )
 
 
 def build_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
@@ -126,17 +143,44 @@ def build_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
     from iptv_billing.api.deps import AppServices
 
     services = AppServices(
-        runtime.database, runtime.ids, runtime.clock, is_transient, runtime.publisher
+        runtime.database,
+        runtime.ids,
+        runtime.clock,
+        is_transient,
+        runtime.publisher,
+        stream=runtime.stream,
+        sealer=runtime.sealer,
+        public_url=settings.public_url if settings else None,
+        secure_link_signer=secure_link_signer(settings),
+        secure_link_ttl_seconds=settings.secure_link_ttl_seconds if settings else 3600,
     )
     app = create_app(services)
     app.state.payment_provider = runtime.payment_provider
+    if runtime.stream is not None:
+        refresh = settings.access_refresh_seconds if settings else 1.0
+        catalog = settings.catalog_refresh_seconds if settings else 300.0
+        follower = AccessFollower(runtime.stream.index, refresh, catalog)
+        app.router.on_startup.append(follower.start)
+        app.router.on_shutdown.append(follower.stop)
     if settings is not None:
-        tasks = scheduled_tasks(runtime, settings)
-        if tasks:
-            scheduler = Scheduler(tasks)
+        # One thread per lane: a slow panel or webhook receiver must not hold up billing.
+        lanes: dict[str, list[Task]] = {}
+        for task in scheduled_tasks(runtime, settings):
+            lanes.setdefault(task.lane, []).append(task)
+        for lane, tasks in lanes.items():
+            scheduler = Scheduler(tasks, name=lane)
             app.router.on_startup.append(scheduler.start)
             app.router.on_shutdown.append(scheduler.stop)
     return app
+
+
+def secure_link_signer(settings: Settings | None) -> SecureLinkSigner | None:
+    if settings is None or not settings.secure_link_secret:
+        return None
+    try:
+        return SecureLinkSigner(settings.secure_link_secret)
+    except InvalidInput as exc:
+        raise SystemExit(f"error: IPTV_BILLING_SECURE_LINK_SECRET: {exc.message}") from exc
 
 
 @dataclass
@@ -145,6 +189,7 @@ class Task:
     interval: float
     run: Callable[[], object]
     due: float = 0.0  # monotonic time of the next run
+    lane: str = "recurring-jobs"  # tasks of one lane run one at a time, on one thread
 
 
 def scheduled_tasks(runtime: Runtime, settings: Settings) -> list[Task]:
@@ -166,16 +211,26 @@ def scheduled_tasks(runtime: Runtime, settings: Settings) -> list[Task]:
     if settings.anchoring and settings.anchor_interval_seconds:
         interval = settings.anchor_interval_seconds
         tasks.append(Task("anchoring", interval, lambda: publisher.publish_all(anchor=True)))
+    if settings.provisioning_interval_seconds and runtime.sealer is not None:
+        worker = provisioning_worker(runtime, runtime.sealer)
+        interval = settings.provisioning_interval_seconds
+        tasks.append(Task("provisioning", interval, worker.tick, lane="provisioning"))
     return tasks
+
+
+def provisioning_worker(runtime: Runtime, sealer: SecretBox) -> ProvisioningWorker:
+    """Xtream panels and webhook receivers, fed from the log (see ``services.provisioning``)."""
+    transports = Transports(panel=XtreamTransport(), webhook=WebhookSender())
+    return ProvisioningWorker(runtime.database.uow, runtime.clock, runtime.ids, sealer, transports)
 
 
 class Scheduler:
     """Runs each task every ``interval`` seconds, one at a time, on a daemon thread."""
 
-    def __init__(self, tasks: list[Task]) -> None:
+    def __init__(self, tasks: list[Task], name: str = "recurring-jobs") -> None:
         self._tasks = tasks
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="recurring-jobs", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
         now = time.monotonic()

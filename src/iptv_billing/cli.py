@@ -301,6 +301,27 @@ def bench_ledger(
     print(json.dumps(figures))
 
 
+@bench_app.command("authorize")
+def bench_authorize(
+    database_url: DatabaseUrl = None,
+    subscribers: Annotated[int, typer.Option(min=2_000)] = 100_000,
+    requests: Annotated[int, typer.Option(min=1_000, help="decisions to time")] = 200_000,
+    servers: Annotated[int, typer.Option(min=1, max=16, help="API processes")] = 1,
+    clients: Annotated[int, typer.Option(min=1, max=16, help="load processes")] = 1,
+    connections: Annotated[int, typer.Option(min=1, max=1024, help="per load process")] = 32,
+    redis_url: Annotated[
+        str | None, typer.Option(help="share sessions through this Redis (needed for servers > 1)")
+    ] = None,
+) -> None:
+    """Stream-authorization decisions per second and their p50/p99 latency over HTTP, for a
+    mix of valid, expired, over-limit and unknown viewers; one JSON line."""
+    from iptv_billing.bench.authorize import run_benchmark
+
+    url = database_url or "sqlite:///./bench-authorize.db"
+    figures = run_benchmark(url, subscribers, requests, servers, clients, connections, redis_url)
+    print(json.dumps(figures))
+
+
 def main() -> None:
     """The console script. A refused request (unknown tenant, bad time zone, …) is a one-line
     error with its stable code and exit status 2, never a traceback."""

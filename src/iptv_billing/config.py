@@ -40,3 +40,34 @@ class Settings(BaseSettings):
     chain_timeout_seconds: float = 10.0
     # Anchoring can be switched off (a deployment with no chain at all).
     anchoring: bool = True
+
+    # -- stream authorization -------------------------------------------------------------
+    # Redis shared by every API process for live sessions and failed-login counts; unset =
+    # kept in this process (one server).
+    redis_url: str | None = None
+    # Seconds between reads of the log (and of the catalog's fingerprints) that bring
+    # billing's changes into the in-memory authorization index, and between full reloads of
+    # every catalog (a safety net).
+    access_refresh_seconds: float = 1.0
+    catalog_refresh_seconds: float = 300.0
+    # Over the connection limit: "refuse_new", or "drop_oldest" (the oldest session is
+    # refused at its next heartbeat, so the server ends it).
+    over_limit_policy: str = "refuse_new"
+    # A session not heard from for this long no longer counts (servers send heartbeats).
+    session_ttl_seconds: float = 90.0
+    # Credential guessing: this many failed logins per IP and window, then refused.
+    guess_max_failures: int = 20
+    guess_window_seconds: float = 60.0
+    # The base URL players reach this server at (playlists, Xtream server_info); unset = the
+    # URL of each request.
+    public_url: str | None = None
+    # Signed links (GET /integrations/secure-link) for servers configured with nginx's
+    # secure_link: the shared secret (16+ characters, no spaces; unset = off) and how long a
+    # link stays valid.
+    secure_link_secret: str | None = None
+    secure_link_ttl_seconds: int = 3600
+
+    # -- provisioning -----------------------------------------------------------------------
+    # Seconds between passes of the provisioning worker (Xtream panels and webhooks follow
+    # the log, then due deliveries go out); 0 turns it off.
+    provisioning_interval_seconds: float = 5.0

@@ -99,12 +99,15 @@ def _tail(path: Path, lines: int = 60) -> str:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, port: int, log_dir: Path) -> Iterator[tuple[str, Path]]:
+def running_server(
+    database_url: str, port: int, log_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, Path]]:
     """``python -m iptv_billing serve`` on ``port`` until the block ends; yields its URL and
-    the path of its log."""
+    the path of its log. ``extra_env`` adds ``IPTV_BILLING_*`` settings."""
     base_url = f"http://{HOST}:{port}"
     stderr_path = log_dir / f"server-{port}.stderr.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "IPTV_BILLING_LOG_LEVEL": "warning"}
+    env.update(extra_env or {})
     command = [
         sys.executable,
         "-m",

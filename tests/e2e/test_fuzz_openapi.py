@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,8 +30,9 @@ from server_harness import seed_tenants
 
 from iptv_billing.api.app import create_app
 from iptv_billing.api.deps import AppServices
-from iptv_billing.bootstrap import Runtime, build_app, open_runtime
+from iptv_billing.bootstrap import Runtime, build_app, open_runtime, provisioning_worker
 from iptv_billing.config import Settings
+from iptv_billing.domain.secure_links import SecureLinkSigner
 
 MAX_EXAMPLES = 50
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -176,6 +177,79 @@ def seed(client: Any, auth: str) -> dict[str, list[str]]:
     }
 
 
+def seed_players(client: Any, auth: str, subscription_id: str) -> dict[str, list[str]]:
+    """Path values for the Xtream player routes: a real line of the seeded subscription (its
+    plan carries the seeded channel, stream id 1) and near misses."""
+    response = client.post(
+        f"/v1/subscriptions/{subscription_id}/lines", json={}, headers={"Authorization": auth}
+    )
+    assert response.status_code == 201, response.text
+    line = response.json()
+    return {
+        "credential_id": [line["id"], "cred_unknown"],
+        "username": [line["login"], "nobody", "ü" * 70],
+        "password": [line["secret"], "wrong", "..", "%00"],
+        "token": ["A" * 32, ".."],
+        "stream": ["1.ts", "1.m3u8", "news.ts", "2.ts", "999999999.ts"],
+        "duration": ["1", "30", "1440"],
+        "start": ["2030-01-15:08-30", "2030-01-01:00-00", "2030-02-30:25-61"],
+    }
+
+
+def seed_stream_servers(client: Any, auth: str, subscription_id: str) -> dict[str, list[str]]:
+    """Values for the stream-server callbacks' fields: a real token and set-top box of the
+    seeded subscription, the seeded channel, and each protocol's verbs."""
+    headers = {"Authorization": auth}
+    base = f"/v1/subscriptions/{subscription_id}"
+    token = client.post(f"{base}/tokens", json={}, headers=headers)
+    box = client.post(f"{base}/devices", json={"mac": "00:1A:79:00:00:01"}, headers=headers)
+    assert (token.status_code, box.status_code) == (201, 201), (token.text, box.text)
+    return {
+        "token": [token.json()["secret"]],
+        "mac": ["00:1A:79:00:00:01", "00-1a-79-00-00-02"],
+        "name": ["news", "1"],
+        "call": ["play", "update_play", "update_publish", "play_done", "publish"],
+        "action": ["on_play", "on_stop", "on_publish", "read", "playback", "publish"],
+        "clientid": ["1", "2"],
+        "client_id": ["1", "vid-1"],
+        "request_type": ["new_session", "update_session"],
+        "session_id": ["6217fd62-16da-4206-9da9-0173d7552a14"],
+        "package_id": ["basic", "nope"],
+    }
+
+
+def seed_provisioning(client: Any, auth: str, runtime: Runtime) -> dict[str, list[str]]:
+    """A webhook target and an Xtream panel that follow the seeded history (the worker's
+    follow only: nothing is sent), for the provisioning routes' ids."""
+    headers = {"Authorization": auth}
+    bodies = [
+        {
+            "kind": "webhook",
+            "name": "hook",
+            "url": "http://127.0.0.1:9/hook",
+            "from_beginning": True,
+        },
+        {
+            "kind": "xtream",
+            "name": "panel",
+            "url": "http://127.0.0.1:9/admin",
+            "secret": "fuzz-api-pass",
+            "bouquet_map": {"basic": [1]},
+        },
+    ]
+    targets = [client.post("/v1/provisioning/targets", json=b, headers=headers) for b in bodies]
+    assert [t.status_code for t in targets] == [201, 201], [t.text for t in targets]
+    assert runtime.sealer is not None
+    provisioning_worker(runtime, runtime.sealer).follow_all()
+    listed = client.get("/v1/provisioning/deliveries?limit=100", headers=headers)
+    deliveries = listed.json()["data"]
+    assert deliveries, listed.text
+    return {
+        "target_id": [t.json()["id"] for t in targets],
+        "delivery_id": [d["id"] for d in deliveries[:5]],
+    }
+
+
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     path: Path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
@@ -192,6 +266,17 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
                 "tenant_id": [tenant.id],
                 "path": ["0/000", "0/000.p/3", "entries/000.p/1", "1/000", "0/x001/000", "9"],
             }
+            ids |= seed_players(client, auth, ids["subscription_id"][0])
+            assert runtime.stream is not None
+            streaming = seed_stream_servers(client, auth, ids["subscription_id"][0])
+            ids |= {key: ids.get(key, []) + values for key, values in streaming.items()}
+            runtime.stream.index.load_all()  # the seeded line, without waiting for the follower
+            ids |= seed_provisioning(client, auth, runtime)
+        # Each case runs the app's lifespan again: the index is loaded above, and the
+        # follower thread (which can start once only) is not needed for the fuzzing.
+        app.router.on_startup.clear()
+        signer = SecureLinkSigner("fuzz-secure-link-secret")
+        app.state.services = replace(app.state.services, secure_link_signer=signer)
         errors: list[str] = []
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         schema.app = ContainedApp(app, errors)
@@ -266,6 +351,8 @@ def test_operation(target: Target, method: str, path: str) -> None:
     def run(case: Any, data: st.DataObject) -> None:
         if isinstance(case.body, dict):
             case.body = splice(case.body, target.ids, data)
+        if isinstance(case.query, dict):  # the stream-server callbacks' fields
+            case.query = splice(case.query, target.ids, data)
         headers = dict(case.headers or {})
         headers.pop("X-API-Key", None)
         if data.draw(st.integers(0, 3)):  # keep a generated Idempotency-Key now and then

@@ -9,6 +9,7 @@ is added here.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,8 @@ def build_objects(server: E2EServer, tenant: Tenant, name: str) -> Objects:
     )
     run = api.create("/v1/billing-runs")
     key = api.create("/v1/api-keys", {"name": f"{name} reporting", "scope": "read_only"})
+    line = api.create(f"/v1/subscriptions/{subscription['id']}/lines", {"label": name})
+    target, delivery = provisioning_objects(server, api)
     ids = {
         "channel_id": channel["id"],
         "package_id": package["id"],
@@ -91,6 +94,9 @@ def build_objects(server: E2EServer, tenant: Tenant, name: str) -> Objects:
         "payment_id": payment["id"],
         "run_id": run["id"],
         "key_id": key["id"],
+        "credential_id": line["id"],
+        "target_id": target["id"],
+        "delivery_id": delivery["id"],
     }
     filters = {
         "customer_id": customer["id"],
@@ -98,6 +104,28 @@ def build_objects(server: E2EServer, tenant: Tenant, name: str) -> Objects:
         "invoice_id": cycle_invoice["id"],
     }
     return Objects(tenant, api, ids, filters, email, only_code, extra=(wallet["id"],))
+
+
+def provisioning_objects(server: E2EServer, api: ApiClient) -> tuple[Any, Any]:
+    """A webhook target replaying the tenant's history to a path of this server, which
+    answers 404 (so each event ends ``rejected``); waited for, so nothing changes later."""
+    target = api.create(
+        "/v1/provisioning/targets",
+        {
+            "kind": "webhook",
+            "name": "sink",
+            "url": f"{server.base_url}/hooks/sink",
+            "from_beginning": True,
+        },
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        followed = api.read(f"/v1/provisioning/targets/{target['id']}")["cursor"] > 0
+        deliveries = api.list_all("/v1/provisioning/deliveries", target_id=target["id"])
+        if followed and deliveries and {d["status"] for d in deliveries} == {"rejected"}:
+            return target, deliveries[0]
+        assert time.monotonic() < deadline, deliveries
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -170,15 +198,63 @@ ID_ROUTES: dict[tuple[str, str], Body] = {
     ("GET", "/v1/payments/{payment_id}"): None,
     ("GET", "/v1/billing-runs/{run_id}"): None,
     ("GET", "/v1/invoices/{invoice_id}/receipt"): None,
+    ("GET", "/v1/channels/{channel_id}/programmes"): None,
+    ("POST", "/v1/subscriptions/{subscription_id}/lines"): lambda b: {},
+    ("POST", "/v1/subscriptions/{subscription_id}/tokens"): lambda b: {},
+    ("POST", "/v1/subscriptions/{subscription_id}/devices"): lambda b: {"mac": "00:1A:79:00:00:09"},
+    ("POST", "/v1/subscriptions/{subscription_id}/devices/reset"): None,
+    ("GET", "/v1/subscriptions/{subscription_id}/credentials"): None,
+    ("GET", "/v1/credentials/{credential_id}"): None,
+    ("GET", "/v1/credentials/{credential_id}/secret"): None,
+    ("POST", "/v1/credentials/{credential_id}/reset-secret"): None,
+    ("POST", "/v1/credentials/{credential_id}/disable"): None,
+    ("POST", "/v1/credentials/{credential_id}/enable"): None,
+    ("POST", "/v1/credentials/{credential_id}/remove"): None,
+    ("GET", "/v1/provisioning/targets/{target_id}"): None,
+    ("PATCH", "/v1/provisioning/targets/{target_id}"): lambda b: {"name": "Mallory"},
+    ("POST", "/v1/provisioning/targets/{target_id}/disable"): None,
+    ("POST", "/v1/provisioning/targets/{target_id}/enable"): None,
+    ("GET", "/v1/provisioning/deliveries/{delivery_id}"): None,
+    ("POST", "/v1/provisioning/deliveries/{delivery_id}/replay"): None,
 }
 # GET routes that refuse the sample object for its state (the sample invoice is a draft,
 # which charged nothing, so it has no receipt).
 OWN_REFUSALS = {"/v1/invoices/{invoice_id}/receipt": (409, "receipt.not_logged")}
+# Reads only an admin key may make (a line's password): a read-only key is refused first.
+ADMIN_READS = {"/v1/credentials/{credential_id}/secret"}
+STREAM_SERVER_ROUTES = {
+    ("GET", "/integrations/nginx-rtmp/play"),
+    ("POST", "/integrations/nginx-rtmp/play"),
+    ("GET", "/integrations/nginx-rtmp/update"),
+    ("POST", "/integrations/nginx-rtmp/update"),
+    ("GET", "/integrations/nginx-rtmp/done"),
+    ("POST", "/integrations/nginx-rtmp/done"),
+    ("GET", "/integrations/nginx/auth"),
+    ("GET", "/integrations/flussonic/auth"),
+    ("POST", "/integrations/flussonic/auth"),
+    ("POST", "/integrations/mediamtx/auth"),
+    ("POST", "/integrations/mediamtx/unread"),
+    ("POST", "/integrations/srs/hooks"),
+    ("GET", "/integrations/ministra/oss"),
+    ("GET", "/integrations/ministra/subscribe"),
+    ("GET", "/integrations/ministra/unsubscribe"),
+    ("GET", "/integrations/secure-link"),
+}
 # The transparency logs are public by design (c2sp.org/tlog-tiles): anyone may read any
 # tenant's checkpoint and tiles, which carry commitments only, never records.
 PUBLIC_ROUTES = {
     ("GET", "/ledger/{tenant_id}/checkpoint"),
     ("GET", "/ledger/{tenant_id}/tile/{path}"),
+    # The Xtream player endpoints: the subscriber's line (or play token) is the credential.
+    ("GET", "/player_api.php"),
+    ("GET", "/get.php"),
+    ("GET", "/xmltv.php"),
+    ("GET", "/live/{username}/{password}/{stream}"),
+    ("GET", "/play/{token}/{stream}"),
+    ("GET", "/timeshift/{username}/{password}/{duration}/{start}/{stream}"),
+    # Streaming servers' and middleware's callbacks: the viewer's presented credentials (or
+    # set-top box) are what is checked, in each protocol's own form (docs/integrations.md).
+    *STREAM_SERVER_ROUTES,
 }
 NOT_FOUND_CODES = {
     "key_id": "api_key.not_found",
@@ -191,6 +267,9 @@ NOT_FOUND_CODES = {
     "invoice_id": "invoice.not_found",
     "payment_id": "payment.not_found",
     "run_id": "billing_run.not_found",
+    "credential_id": "credential.not_found",
+    "target_id": "provisioning_target.not_found",
+    "delivery_id": "provisioning_delivery.not_found",
 }
 PARAM = re.compile(r"{(\w+)}")
 
@@ -238,7 +317,7 @@ def test_foreign_ids_are_not_found(
             assert own.status_code == 200, own.text
     # ...and answers 404 for A's, to B's admin key and (for reads) to B's read-only key.
     callers = [b.api]
-    if method == "GET":
+    if method == "GET" and path not in ADMIN_READS:
         callers.append(ApiClient(b.api.http, b.tenant.keys["read_only"]))
     last_param = PARAM.findall(path)[-1]
     for caller in callers:
@@ -354,8 +433,8 @@ def test_lists_never_show_another_tenants_objects(
         # A's id as a cursor neither errors nor leaks: B just gets its own ids after it.
         after = b.api.read(path, starting_after=a.ids["customer_id"], limit=100)
         assert {i["id"] for i in after["data"]} <= own
-    assert checked == 9  # api-keys, channels, packages, plans, customers, subscriptions,
-    # invoices, payments, billing-runs
+    assert checked == 11  # api-keys, channels, packages, plans, customers, subscriptions,
+    # invoices, payments, billing-runs, provisioning targets and deliveries
 
 
 def test_tenant_and_clock_are_per_tenant(
@@ -381,6 +460,28 @@ def test_tenant_and_clock_are_per_tenant(
 
 def sample_path(path: str) -> str:
     return PARAM.sub("x_0000", path)
+
+
+def test_stream_server_callbacks_answer_anonymous_callers_in_their_own_forms(
+    e2e_server: E2EServer,
+) -> None:
+    """No API key is asked for: a request without credentials gets the protocol's refusal."""
+    anonymous = e2e_server.client(None)
+    forms = [
+        ("POST", "/integrations/nginx-rtmp/play", 403),
+        ("GET", "/integrations/nginx-rtmp/update", 403),
+        ("POST", "/integrations/nginx-rtmp/done", 200),
+        ("GET", "/integrations/nginx/auth", 403),
+        ("GET", "/integrations/flussonic/auth", 403),
+        ("POST", "/integrations/mediamtx/auth", 403),
+        ("POST", "/integrations/srs/hooks", 403),
+    ]
+    for method, path, status in forms:
+        response = anonymous.request(method, path)
+        assert response.status_code == status, (path, response.text)
+        assert "www-authenticate" not in response.headers
+    envelope = anonymous.get("/integrations/ministra/oss?mac=00:1A:79:00:00:09").json()
+    assert envelope == {"status": "ERROR", "error": "Unknown device"}
 
 
 def test_only_health_and_the_public_logs_are_public(
@@ -448,8 +549,12 @@ def test_read_only_key_cannot_write(
         assert problem["details"] == {"scope": "read_only", "needed": "admin"}
     for method, path in operations(openapi):
         if method == "GET" and path.startswith("/v1/"):
+            response = reader.request(method, fill(path, a.ids))
+            if path in ADMIN_READS:
+                assert_problem(response, 403, "auth.insufficient_scope")
+                continue
             expected = OWN_REFUSALS.get(path, (200,))[0]
-            assert reader.request(method, fill(path, a.ids)).status_code == expected, path
+            assert response.status_code == expected, path
     assert snapshot(a) == before
 
 

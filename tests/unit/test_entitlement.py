@@ -14,6 +14,7 @@ from iptv_billing.domain.catalog import AddOnKind, AddOnTerms, BillingTerms
 from iptv_billing.domain.entitlement import (
     MAX_DECISION_TTL,
     MIN_DECISION_TTL,
+    RENEWAL_ALLOWANCE,
     Asset,
     AssetKind,
     Entitlement,
@@ -66,7 +67,8 @@ def test_addons_add_connections_and_packages() -> None:
     granted = entitlement_of("sub_1", state, TERMS)
     assert granted.max_connections == 4
     assert granted.packages == {"basic", "kids", "sports"}
-    assert granted.valid_until == datetime(2026, 5, 1, tzinfo=UTC)
+    # The period ends on May 1st; the renewal allowance keeps it watchable until billed.
+    assert granted.valid_until == datetime(2026, 5, 1, tzinfo=UTC) + RENEWAL_ALLOWANCE
     assert decide(granted, Request(FOOTBALL, NOW)).allowed
     assert decide(entitlement(), Request(FOOTBALL, NOW)).reason is Reason.NOT_IN_PACKAGE
 
@@ -79,7 +81,7 @@ def test_addons_add_connections_and_packages() -> None:
         ({"status": SubscriptionStatus.EXPIRED}, Request(NEWS, NOW), Reason.EXPIRED),
         ({"status": SubscriptionStatus.CANCELLED}, Request(NEWS, NOW), Reason.EXPIRED),
         ({"enabled": False}, Request(NEWS, NOW), Reason.CREDENTIAL_DISABLED),
-        ({}, Request(NEWS, datetime(2026, 5, 1, tzinfo=UTC)), Reason.EXPIRED),
+        ({}, Request(NEWS, datetime(2026, 5, 2, tzinfo=UTC)), Reason.EXPIRED),
         ({}, Request(FINAL, NOW), Reason.NOT_PURCHASED),
         ({"countries": frozenset({"DE"})}, Request(NEWS, NOW, "FR"), Reason.COUNTRY_NOT_ALLOWED),
         ({"countries": frozenset({"DE"})}, Request(NEWS, NOW), Reason.COUNTRY_NOT_ALLOWED),
@@ -109,6 +111,17 @@ def test_each_refusal_names_its_reason(
     decision = decide(entitlement(**changes), request_)
     assert (decision.allowed, decision.reason) == (False, reason)
     assert decision.subscription_id == "sub_1"
+
+
+def test_a_subscription_ending_with_its_period_has_no_renewal_allowance() -> None:
+    state = start(TERMS, "EUR", datetime(2026, 4, 1, tzinfo=UTC), UTC, trial=False).state
+    ending = dataclasses.replace(state, cancel_at_period_end=True)
+    period_end = datetime(2026, 5, 1, tzinfo=UTC)
+    assert entitlement_of("sub_1", ending, TERMS).valid_until == period_end
+    renewing = entitlement_of("sub_1", state, TERMS)
+    assert decide(renewing, Request(NEWS, period_end + timedelta(hours=23))).allowed
+    refused = decide(entitlement_of("sub_1", ending, TERMS), Request(NEWS, period_end))
+    assert refused.reason is Reason.EXPIRED
 
 
 def test_an_unknown_credential_is_refused() -> None:

@@ -208,6 +208,21 @@ class KeyStore:
 
     # --- internals ----------------------------------------------------------------------
 
+    def ensure_secret(self, name: str, size: int = 32) -> bytes:
+        """A symmetric secret kept beside the signing keys (``<name>.secret``, 0600), made
+        with the injected randomness the first time any process asks."""
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", name):
+            raise LedgerError("keystore.bad_name", f"{name!r} is not a valid secret name")
+        path = self._directory / f"{name}.secret"
+        with self._locked():
+            if not path.exists():
+                _write_atomic(path, self._random_bytes(size).hex().encode("ascii"))
+            _check_private(path, directory=False)
+            secret = bytes.fromhex(path.read_text("ascii").strip())
+        if len(secret) != size:
+            raise PermissionError(f"{path} does not hold a {size}-byte secret")
+        return secret
+
     def _log_directory(self, name: str) -> Path:
         if not is_valid_key_name(name):
             raise LedgerError("keystore.bad_name", f"{name!r} is not a valid note key name")

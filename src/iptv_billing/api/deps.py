@@ -11,6 +11,7 @@ A router declares who may call it with one annotated parameter::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Protocol, TypeVar
@@ -20,14 +21,17 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.datastructures import Headers
 
 from iptv_billing.domain.errors import InvariantViolated, Unauthorized
+from iptv_billing.domain.secure_links import SecureLinkSigner
 from iptv_billing.services.access import ApiKeyScope, Principal, authenticate, require_scope
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.context import get_tenant
 from iptv_billing.services.context import tenant_clock as _tenant_clock
+from iptv_billing.services.credentials import Sealer
 from iptv_billing.services.ids import IdGenerator
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.publishing import LedgerPublisher
 from iptv_billing.services.records import TenantRecord
+from iptv_billing.services.stream_auth import StreamAuthorizer
 
 T = TypeVar("T")
 
@@ -56,6 +60,16 @@ class AppServices:
     is_transient: Callable[[BaseException], bool] = _never_transient
     # Signs checkpoints and builds receipts; None in apps built without a transparency log.
     publisher: LedgerPublisher | None = None
+    # Answers streaming servers and players; None in apps built without stream authorization.
+    stream: StreamAuthorizer | None = None
+    # Seals line passwords and tokens; randomness for new credentials (injected, seedable).
+    sealer: Sealer | None = None
+    random_bytes: Callable[[int], bytes] = os.urandom
+    # The base URL players reach this server at; None: each request's own.
+    public_url: str | None = None
+    # Signs links for servers without callbacks; None: signed links are off.
+    secure_link_signer: SecureLinkSigner | None = None
+    secure_link_ttl_seconds: int = 3600
 
 
 def get_services(request: Request) -> AppServices:

@@ -59,7 +59,7 @@ class RssSampler:
         self.peak = max(self.peak, self._process.memory_info().rss)
 
 
-def _fresh_sqlite(url: str) -> None:
+def fresh_sqlite(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
         for suffix in ("", "-wal", "-shm"):
@@ -124,10 +124,10 @@ def _seed(engine: Engine, n: int, ids: TimeOrderedIds) -> str:
                 }
             ],
         )
-    for chunk in _chunks(n):
-        customers = [_customer(ids, tenant, anchor) for _ in chunk]
+    for chunk in chunks(n):
+        customers = [customer_row(ids, tenant, anchor) for _ in chunk]
         subs = [
-            _subscription(ids, tenant, c["id"], plan, terms_id, terms.terms_hash, anchor)
+            subscription_row(ids, tenant, c["id"], plan, terms_id, terms.terms_hash, anchor)
             for c in customers
         ]
         with engine.begin() as c:
@@ -136,12 +136,12 @@ def _seed(engine: Engine, n: int, ids: TimeOrderedIds) -> str:
     return tenant
 
 
-def _chunks(n: int) -> Iterator[range]:
+def chunks(n: int) -> Iterator[range]:
     for start in range(0, n, CHUNK):
         yield range(start, min(n, start + CHUNK))
 
 
-def _customer(ids: TimeOrderedIds, tenant: str, at: datetime) -> dict[str, Any]:
+def customer_row(ids: TimeOrderedIds, tenant: str, at: datetime) -> dict[str, Any]:
     cid = ids.new("cus")
     return {
         "id": cid,
@@ -158,7 +158,7 @@ def _customer(ids: TimeOrderedIds, tenant: str, at: datetime) -> dict[str, Any]:
     }
 
 
-def _subscription(
+def subscription_row(
     ids: TimeOrderedIds,
     tenant: str,
     customer: str,
@@ -222,7 +222,7 @@ def _renew(url: str, tenant: str, batch_size: int, workers: int) -> tuple[int, i
 
 def run_benchmark(url: str, n: int, batch_size: int, workers: int = 1) -> dict[str, Any]:
     if make_url(url).get_backend_name() == "sqlite":
-        _fresh_sqlite(url)
+        fresh_sqlite(url)
     database = open_database(url, migrate=True)
     clock = FixedClock(START)
     seed_started = time.perf_counter()

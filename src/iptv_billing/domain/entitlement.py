@@ -21,6 +21,9 @@ from iptv_billing.domain.subscription import SubscriptionState, SubscriptionStat
 # How long a streaming server may cache a "yes" (Flussonic X-AuthDuration, auth_request cache).
 MAX_DECISION_TTL = timedelta(minutes=5)
 MIN_DECISION_TTL = timedelta(seconds=10)
+# A period that ended waits for the billing run to renew it; viewers keep watching meanwhile,
+# unless the subscription is set to end with the period.
+RENEWAL_ALLOWANCE = timedelta(days=1)
 
 WATCHING = frozenset(
     {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
@@ -38,6 +41,8 @@ class Reason(StrEnum):
     """Why a viewer was refused; stable codes for logs, panels and the API."""
 
     UNKNOWN_CREDENTIAL = "unknown_credential"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"  # this IP guessed wrong too often
+    UNKNOWN_STREAM = "unknown_stream"
     CREDENTIAL_DISABLED = "credential_disabled"
     EXPIRED = "expired"
     PAUSED = "paused"
@@ -137,6 +142,7 @@ def entitlement_of(
     countries: Iterable[str] | None = None,
     purchases: Iterable[Window] = (),
     enabled: bool = True,
+    renewal_allowance: timedelta = RENEWAL_ALLOWANCE,
 ) -> Entitlement:
     """The plan's packages and connections plus those of the add-ons bought."""
     bought = dict(state.addons)
@@ -153,13 +159,19 @@ def entitlement_of(
     return Entitlement(
         subscription_id=subscription_id,
         status=state.status,
-        valid_until=state.current_period.end,
+        valid_until=_valid_until(state, renewal_allowance),
         packages=frozenset(packages),
         max_connections=connections,
         countries=None if countries is None else frozenset(countries),
         purchases=tuple(purchases),
         enabled=enabled,
     )
+
+
+def _valid_until(state: SubscriptionState, allowance: timedelta) -> datetime:
+    end = state.current_period.end
+    renews = state.status in WATCHING and not state.cancel_at_period_end
+    return end + allowance if renews else end
 
 
 def decide(entitlement: Entitlement | None, request: Request) -> Decision:

@@ -29,6 +29,10 @@ class CreateChannel:
     name: str
     number: int
     logo_url: str | None = None
+    category: str = "General"
+    epg_id: str | None = None
+    source_url: str | None = None
+    catchup_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +55,18 @@ def create_channel(uow: UnitOfWork, ctx: Context, cmd: CreateChannel) -> Channel
     if uow.catalog.channels_by_code(ctx.tenant_id, [cmd.code]):
         raise Conflict("channel.duplicate_code", f"channel {cmd.code} exists already")
     channel = ChannelRecord(
-        ctx.ids.new("chn"), ctx.tenant_id, cmd.code, cmd.name, cmd.number, cmd.logo_url, ctx.now()
+        ctx.ids.new("chn"),
+        ctx.tenant_id,
+        cmd.code,
+        cmd.name,
+        cmd.number,
+        cmd.logo_url,
+        ctx.now(),
+        stream_id=uow.catalog.next_stream_id(ctx.tenant_id),
+        category=cmd.category,
+        epg_id=cmd.epg_id,
+        source_url=cmd.source_url,
+        catchup_days=cmd.catchup_days,
     )
     uow.catalog.add_channel(channel)
     return channel

@@ -195,7 +195,14 @@ class DemoSeeder:
             channel_codes = []
             for i in range(1, 5):
                 number += 1
-                channel = catalog.CreateChannel(f"{code}-{i}", f"{name} {i}", number)
+                channel = catalog.CreateChannel(
+                    f"{code}-{i}",
+                    f"{name} {i}",
+                    number,
+                    category=name,
+                    epg_id=f"{code}-{i}.demo",
+                    catchup_days=7 if i == 1 else 0,
+                )
                 channel_codes.append(catalog.create_channel(uow, ctx, channel).code)
             catalog.create_package(
                 uow, ctx, catalog.CreatePackage(code, name, tuple(channel_codes))

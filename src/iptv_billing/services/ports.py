@@ -18,6 +18,7 @@ from iptv_billing.services.records import (
     ChannelRecord,
     CheckpointRecord,
     CosignatureRecord,
+    CredentialRecord,
     CustomerRecord,
     IdempotencyEntry,
     InvoiceRecord,
@@ -25,8 +26,13 @@ from iptv_billing.services.records import (
     LogEntryRecord,
     PackageRecord,
     Page,
+    PanelLineRecord,
     PaymentRecord,
     PlanRecord,
+    ProgrammeRecord,
+    ProvisioningAttemptRecord,
+    ProvisioningDeliveryRecord,
+    ProvisioningTargetRecord,
     StoredJournalEntry,
     SubscriptionRecord,
     TenantRecord,
@@ -74,6 +80,11 @@ class CatalogRepository(Protocol):
     def list_channels(
         self, tenant_id: str, limit: int, after: str | None
     ) -> Page[ChannelRecord]: ...
+    def next_stream_id(self, tenant_id: str) -> int: ...
+    def fingerprints(self) -> dict[str, tuple[int, ...]]:
+        """Per tenant, a value that changes whenever a channel or package is added."""
+        ...
+
     def add_package(self, package: PackageRecord) -> None: ...
     def get_package(self, tenant_id: str, package_id: str) -> PackageRecord | None: ...
     def packages_by_code(self, tenant_id: str, codes: Sequence[str]) -> Sequence[PackageRecord]: ...
@@ -269,6 +280,12 @@ class TransparencyLogRepository(Protocol):
         self, tenant_id: str, about_ids: Sequence[str]
     ) -> Sequence[LogEntryRecord]: ...
     def tenants(self) -> Sequence[str]: ...
+    def changes_since(
+        self, tenant_id: str, start: int, kinds: Sequence[str], limit: int = 50_000
+    ) -> Sequence[tuple[int, str, str | None]]:
+        """(index, kind, about id) of the entries of ``kinds`` from index ``start`` on."""
+        ...
+
     def add_checkpoint(self, checkpoint: CheckpointRecord) -> bool: ...
     def checkpoint(self, tenant_id: str, size: int) -> CheckpointRecord | None: ...
     def latest_checkpoint(self, tenant_id: str) -> CheckpointRecord | None: ...
@@ -280,6 +297,127 @@ class TransparencyLogRepository(Protocol):
     def add_anchor(self, anchor: AnchorRecord) -> bool: ...
     def latest_anchor(self, tenant_id: str) -> AnchorRecord | None: ...
     def anchor_at(self, tenant_id: str, size: int) -> AnchorRecord | None: ...
+
+
+class CredentialRepository(Protocol):
+    def add(self, credential: CredentialRecord) -> None:
+        """Raise Conflict(``credential.taken``) when the lookup is in use."""
+        ...
+
+    def get(self, tenant_id: str, credential_id: str) -> CredentialRecord | None: ...
+    def by_lookup(self, kind: str, lookup: str) -> CredentialRecord | None: ...
+    def of_subscription(
+        self, tenant_id: str, subscription_id: str
+    ) -> Sequence[CredentialRecord]: ...
+    def of_subscriptions(
+        self, tenant_id: str, subscription_ids: Sequence[str]
+    ) -> Sequence[CredentialRecord]:
+        """Every credential of these subscriptions, removed ones included."""
+        ...
+
+    def update(self, credential: CredentialRecord) -> None: ...
+    def iter_active(self, tenant_id: str, batch: int = 10_000) -> Iterator[CredentialRecord]: ...
+
+
+class GuideRepository(Protocol):
+    """The programme guide, per tenant and channel."""
+
+    def add_many(self, programmes: Sequence[ProgrammeRecord]) -> None: ...
+    def remove_between(
+        self, tenant_id: str, channel_id: str, start: datetime, stop: datetime
+    ) -> int:
+        """Remove the channel's programmes overlapping [start, stop); how many went."""
+        ...
+
+    def between(
+        self,
+        tenant_id: str,
+        channel_ids: Sequence[str],
+        start: datetime,
+        stop: datetime,
+        limit: int | None = None,
+    ) -> Sequence[ProgrammeRecord]:
+        """Programmes of these channels overlapping [start, stop), by channel then start."""
+        ...
+
+
+class ProvisioningRepository(Protocol):
+    """Provisioning targets, their deliveries (the work queue) and the delivery log."""
+
+    def add_target(self, target: ProvisioningTargetRecord) -> None: ...
+    def get_target(
+        self, tenant_id: str, target_id: str, *, lock: bool = False
+    ) -> ProvisioningTargetRecord | None:
+        """With ``lock``, the row is locked for this transaction, or None when another
+        transaction holds it (PostgreSQL ``SKIP LOCKED``; SQLite has one writer anyway)."""
+        ...
+
+    def list_targets(
+        self, tenant_id: str, limit: int, after: str | None
+    ) -> Page[ProvisioningTargetRecord]: ...
+    def enabled_targets(self) -> Sequence[ProvisioningTargetRecord]:
+        """Every enabled target of every tenant."""
+        ...
+
+    def update_target(self, target: ProvisioningTargetRecord) -> None:
+        """Write everything but the cursor (which only ``move_cursor`` changes)."""
+        ...
+
+    def move_cursor(self, target_id: str, expected: int, cursor: int) -> bool:
+        """Set the cursor if it is still ``expected``; False if it moved meanwhile."""
+        ...
+
+    def add_deliveries(self, deliveries: Sequence[ProvisioningDeliveryRecord]) -> None: ...
+    def open_syncs(
+        self, target_id: str, subscription_ids: Sequence[str]
+    ) -> dict[str, ProvisioningDeliveryRecord]:
+        """The pending or failed delivery of each subscription, where there is one."""
+        ...
+
+    def retarget(self, delivery_id: str, log_index: int) -> bool:
+        """Point a delivery that is still open at a later log entry (a coalesced change);
+        False when it was closed meanwhile."""
+        ...
+
+    def claim(
+        self, now: datetime, lease_until: datetime, token: str, limit: int, per_target: int
+    ) -> Sequence[ProvisioningDeliveryRecord]:
+        """Lease due deliveries of enabled targets to ``token`` until ``lease_until``.
+
+        Panel syncs: any due, unleased, open delivery (``SKIP LOCKED`` on PostgreSQL, so
+        concurrent claims are disjoint). Webhooks: per target, only while none of its open
+        deliveries is leased and its oldest open one is due; then up to ``per_target`` of
+        them, in log order. Returned in claim order (webhooks of a target by log index).
+        """
+        ...
+
+    def release(self, delivery_ids: Sequence[str], token: str) -> None:
+        """Drop the lease of claimed deliveries that were not attempted."""
+        ...
+
+    def get_delivery(
+        self, tenant_id: str, delivery_id: str, *, for_update: bool = False
+    ) -> ProvisioningDeliveryRecord | None: ...
+    def update_delivery(self, delivery: ProvisioningDeliveryRecord) -> None: ...
+    def list_deliveries(
+        self,
+        tenant_id: str,
+        limit: int,
+        after: str | None,
+        status: str | None = None,
+        target_id: str | None = None,
+        subscription_id: str | None = None,
+    ) -> Page[ProvisioningDeliveryRecord]: ...
+    def add_attempt(self, attempt: ProvisioningAttemptRecord) -> None: ...
+    def attempts_of(
+        self, tenant_id: str, delivery_id: str
+    ) -> Sequence[ProvisioningAttemptRecord]: ...
+    def panel_lines(
+        self, target_id: str, credential_ids: Sequence[str]
+    ) -> dict[str, PanelLineRecord]: ...
+    def save_panel_line(self, line: PanelLineRecord) -> None:
+        """Insert or replace what the panel last accepted for the credential."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -295,6 +433,9 @@ class UnitOfWork(Protocol):
     payments: PaymentRepository
     billing_runs: BillingRunRepository
     log: TransparencyLogRepository
+    credentials: CredentialRepository
+    guide: GuideRepository
+    provisioning: ProvisioningRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

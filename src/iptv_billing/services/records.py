@@ -58,6 +58,11 @@ class ChannelRecord:
     number: int
     logo_url: str | None
     created_at: datetime
+    stream_id: int | None = None  # the number Xtream apps and /live/... URLs use
+    category: str = "General"
+    epg_id: str | None = None  # XMLTV channel id (M3U tvg-id)
+    source_url: str | None = None  # where players are sent to watch it
+    catchup_days: int = 0  # how far back the archive reaches; 0: no catch-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,3 +280,99 @@ class StoredJournalEntry:
     reference_id: str | None
     created_at: datetime
     postings: tuple[tuple[str, str, int], ...]  # (account, currency, amount in minor units)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRecord:
+    """A line (username and password), a URL token or a set-top box (MAC) of a subscription."""
+
+    id: str
+    tenant_id: str
+    subscription_id: str
+    kind: str  # line | token | device
+    login: str  # username, MAC, or a token's first characters (never the whole token)
+    lookup: str  # username, MAC, or the token's SHA-256
+    secret_salt: str | None
+    secret_digest: str | None
+    sealed_secret: str | None
+    label: str | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammeRecord:
+    tenant_id: str
+    channel_id: str
+    start: datetime
+    stop: datetime
+    title: str
+    description: str | None = None
+    category: str | None = None
+    lang: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningTargetRecord:
+    """An Xtream panel or a webhook receiver of a tenant; ``cursor`` is the next log index
+    it reads. ``sealed_secret`` is the api_pass or the signing secret (context: the id)."""
+
+    id: str
+    tenant_id: str
+    kind: str  # xtream | webhook
+    name: str
+    url: str
+    sealed_secret: str = field(repr=False)
+    bouquet_map: str | None  # JSON: package code -> [bouquet id]; Xtream only
+    enabled: bool
+    cursor: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningDeliveryRecord:
+    """One event for a webhook, or one panel sync of a subscription (``xtream.sync``)."""
+
+    id: str
+    tenant_id: str
+    target_id: str
+    subscription_id: str
+    event_type: str
+    log_index: int
+    payload: str  # JSON, never a secret
+    status: str  # pending | delivered | failed | dead | rejected
+    attempts: int
+    next_attempt_at: datetime
+    locked_until: datetime | None
+    claim_token: str | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningAttemptRecord:
+    id: str
+    delivery_id: str
+    tenant_id: str
+    attempted_at: datetime
+    status_code: int | None
+    outcome: str  # delivered | retry | rejected
+    duration_ms: int
+    response_excerpt: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PanelLineRecord:
+    """What a panel last accepted for a credential (its password, sealed; None for boxes)."""
+
+    target_id: str
+    credential_id: str
+    tenant_id: str
+    remote_username: str
+    sealed_password: str | None = field(repr=False)
+    synced_at: datetime

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -103,7 +104,10 @@ class IdempotencyRecord(Base):
 
 class Channel(Base):
     __tablename__ = "channels"
-    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        Index("uq_channels_stream_id", "tenant_id", "stream_id", unique=True),
+    )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     code: Mapped[str] = mapped_column(Code)
@@ -111,6 +115,13 @@ class Channel(Base):
     number: Mapped[int] = mapped_column(Integer)
     logo_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(Moment)
+    # What players and streaming servers need (0006): Xtream apps ask for numeric stream ids,
+    # M3U groups by category, XMLTV matches epg_id, and /live/... redirects to source_url.
+    stream_id: Mapped[int | None] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(100), default="General")
+    epg_id: Mapped[str | None] = mapped_column(String(100))
+    source_url: Mapped[str | None] = mapped_column(String(1000))
+    catchup_days: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Package(Base):
@@ -444,3 +455,159 @@ class LogAnchor(Base):
     tx_hash: Mapped[str] = mapped_column(String(66))
     block_number: Mapped[int] = mapped_column(BigInteger)
     anchored_at: Mapped[datetime] = mapped_column(Moment)
+
+
+# -- access: credentials and the programme guide (0006) ----------------------------------------
+CREDENTIAL_KINDS = ("line", "token", "device")
+
+
+class AccessCredential(Base):
+    """How a subscription is let in: a username/password line, a URL token or a set-top box.
+
+    ``lookup`` is what a player presents (username, SHA-256 of the token, MAC), unique among
+    credentials in use across tenants, because player URLs carry no tenant. Line passwords and
+    tokens are kept sealed (shown again on request, sent to panels) and, for lines, as a
+    salted hash that the authorization path checks without unsealing anything.
+    """
+
+    __tablename__ = "access_credentials"
+    __table_args__ = (
+        CheckConstraint(_in("kind", CREDENTIAL_KINDS), name="kind"),
+        Index(
+            "uq_access_credentials_lookup",
+            "kind",
+            "lookup",
+            unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+        Index("ix_access_credentials_subscription", "tenant_id", "subscription_id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    login: Mapped[str] = mapped_column(String(64))  # username, MAC, or the token's first 8
+    lookup: Mapped[str] = mapped_column(String(64))
+    secret_salt: Mapped[str | None] = mapped_column(String(32))
+    secret_digest: Mapped[str | None] = mapped_column(String(64))
+    sealed_secret: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+    removed_at: Mapped[datetime | None] = mapped_column(Moment)
+
+
+class Programme(Base):
+    """One entry of the programme guide (XMLTV ``programme``), per channel and start time."""
+
+    __tablename__ = "programmes"
+    __table_args__ = (CheckConstraint("stop > start", name="order"),)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.id"), primary_key=True)
+    start: Mapped[datetime] = mapped_column(Moment, primary_key=True)
+    stop: Mapped[datetime] = mapped_column(Moment)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100))
+    lang: Mapped[str | None] = mapped_column(String(35))
+
+
+# -- provisioning: panels and webhooks that follow the log (0007) ------------------------------
+PROVISIONING_KINDS = ("xtream", "webhook")
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "dead", "rejected")
+ATTEMPT_OUTCOMES = ("delivered", "retry", "rejected")
+
+
+class ProvisioningTarget(Base):
+    """An Xtream panel or a webhook receiver, fed from the tenant's log.
+
+    ``cursor`` is the next log index to read (the log is the outbox). ``sealed_secret`` is the
+    panel's ``api_pass`` or the webhook signing secret, sealed with the target id as context.
+    """
+
+    __tablename__ = "provisioning_targets"
+    __table_args__ = (
+        CheckConstraint(_in("kind", PROVISIONING_KINDS), name="kind"),
+        CheckConstraint("cursor >= 0", name="cursor"),
+        Index("ix_provisioning_targets_tenant", "tenant_id", "id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(1000))
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    bouquet_map: Mapped[str | None] = mapped_column(Text)  # JSON: package code -> [bouquet id]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class ProvisioningDelivery(Base):
+    """One thing to tell one target: a webhook event, or a panel sync of a subscription.
+
+    Claimed with a lease (``locked_until``, ``claim_token``) so that a crashed worker's claim
+    is taken over once the lease has run out; ``claim_token`` fences the late result of the
+    worker that lost its lease.
+    """
+
+    __tablename__ = "provisioning_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index("ix_provisioning_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_provisioning_deliveries_target", "target_id", "status", "log_index"),
+        Index("ix_provisioning_deliveries_subscription", "tenant_id", "subscription_id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    target_id: Mapped[str] = mapped_column(ForeignKey("provisioning_targets.id"))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    log_index: Mapped[int] = mapped_column(BigInteger)  # the entry that caused it (or last)
+    payload: Mapped[str] = mapped_column(Text)  # JSON; never a secret
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Moment)
+    locked_until: Mapped[datetime | None] = mapped_column(Moment)
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    delivered_at: Mapped[datetime | None] = mapped_column(Moment)
+
+
+class ProvisioningAttempt(Base):
+    """The delivery log: one row per attempt, kept when a delivery is replayed."""
+
+    __tablename__ = "provisioning_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", ATTEMPT_OUTCOMES), name="outcome"),
+        Index("ix_provisioning_attempts_delivery", "delivery_id", "attempted_at"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("provisioning_deliveries.id"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    attempted_at: Mapped[datetime] = mapped_column(Moment)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(10))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    response_excerpt: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
+class ProvisioningPanelLine(Base):
+    """What a panel last accepted for a line or box: Xtream edits a line by username *and*
+    password, so a password change needs the old one (sealed, context ``target:credential``)."""
+
+    __tablename__ = "provisioning_panel_lines"
+    target_id: Mapped[str] = mapped_column(ForeignKey("provisioning_targets.id"), primary_key=True)
+    credential_id: Mapped[str] = mapped_column(
+        ForeignKey("access_credentials.id"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    remote_username: Mapped[str] = mapped_column(String(64))
+    sealed_password: Mapped[str | None] = mapped_column(Text)  # None for set-top boxes
+    synced_at: Mapped[datetime] = mapped_column(Moment)

@@ -22,12 +22,15 @@ from iptv_billing.adapters.sql.repositories import (
     SqlApiKeyRepository,
     SqlBillingRunRepository,
     SqlCatalogRepository,
+    SqlCredentialRepository,
     SqlCustomerRepository,
+    SqlGuideRepository,
     SqlIdempotencyRepository,
     SqlInvoiceRepository,
     SqlJournalRepository,
     SqlLogRepository,
     SqlPaymentRepository,
+    SqlProvisioningRepository,
     SqlSubscriptionRepository,
     SqlTenantRepository,
     SqlWalletRepository,
@@ -38,11 +41,14 @@ from iptv_billing.services.ports import (
     ApiKeyRepository,
     BillingRunRepository,
     CatalogRepository,
+    CredentialRepository,
     CustomerRepository,
+    GuideRepository,
     IdempotencyRepository,
     InvoiceRepository,
     JournalRepository,
     PaymentRepository,
+    ProvisioningRepository,
     SubscriptionRepository,
     TenantRepository,
     TransparencyLogRepository,
@@ -74,6 +80,9 @@ class SqlUnitOfWork:
     payments: PaymentRepository
     billing_runs: BillingRunRepository
     log: TransparencyLogRepository
+    credentials: CredentialRepository
+    guide: GuideRepository
+    provisioning: ProvisioningRepository
 
     def __init__(
         self,
@@ -139,6 +148,9 @@ class SqlUnitOfWork:
         self.payments = SqlPaymentRepository(connection)
         self.billing_runs = SqlBillingRunRepository(connection)
         self.log = SqlLogRepository(connection, self._random_bytes, self._tile_cache)
+        self.credentials = SqlCredentialRepository(connection)
+        self.guide = SqlGuideRepository(connection)
+        self.provisioning = SqlProvisioningRepository(connection)
 
 
 class SqlUnitOfWorkFactory:

@@ -31,6 +31,18 @@ class ChannelIn(ApiModel):
     name: Name
     number: int = Field(ge=1, le=99_999)
     logo_url: str | None = Field(default=None, max_length=500)
+    category: str = Field(default="General", min_length=1, max_length=100)
+    epg_id: str | None = Field(
+        default=None, max_length=100, description="the XMLTV channel id (M3U tvg-id)"
+    )
+    source_url: str | None = Field(
+        default=None,
+        max_length=1000,
+        pattern=r"^(https?|rtmp|rtsp|srt)://[^\s]+$",
+        description="where entitled players are sent (HLS, TS, RTMP …); "
+        "`{user}` and `{token}` may appear in it",
+    )
+    catchup_days: int = Field(default=0, ge=0, le=30, description="archive depth; 0: none")
 
 
 class ChannelOut(ApiModel):
@@ -40,6 +52,11 @@ class ChannelOut(ApiModel):
     name: str
     number: int
     logo_url: str | None
+    stream_id: int | None
+    category: str
+    epg_id: str | None
+    source_url: str | None
+    catchup_days: int
     created_at: datetime
 
     @classmethod
@@ -50,6 +67,11 @@ class ChannelOut(ApiModel):
             name=r.name,
             number=r.number,
             logo_url=r.logo_url,
+            stream_id=r.stream_id,
+            category=r.category,
+            epg_id=r.epg_id,
+            source_url=r.source_url,
+            catchup_days=r.catchup_days,
             created_at=r.created_at,
         )
 
@@ -175,7 +197,16 @@ class PlanOut(ApiModel):
 
 @router.post("/v1/channels", status_code=201, response_model=ChannelOut)
 def create_channel(body: ChannelIn, caller: AdminWrite, services: Services) -> ChannelOut:
-    cmd = catalog.CreateChannel(body.code, body.name, body.number, body.logo_url)
+    cmd = catalog.CreateChannel(
+        body.code,
+        body.name,
+        body.number,
+        body.logo_url,
+        body.category,
+        body.epg_id,
+        body.source_url,
+        body.catchup_days,
+    )
     return ChannelOut.of(write(services, caller, lambda u, c: catalog.create_channel(u, c, cmd)))
 
 

@@ -2,11 +2,14 @@
 
 from iptv_billing.adapters.sql.repositories.billing_runs import SqlBillingRunRepository
 from iptv_billing.adapters.sql.repositories.catalog import SqlCatalogRepository
+from iptv_billing.adapters.sql.repositories.credentials import SqlCredentialRepository
 from iptv_billing.adapters.sql.repositories.customers import SqlCustomerRepository
+from iptv_billing.adapters.sql.repositories.guide import SqlGuideRepository
 from iptv_billing.adapters.sql.repositories.invoices import SqlInvoiceRepository
 from iptv_billing.adapters.sql.repositories.journal import SqlJournalRepository
 from iptv_billing.adapters.sql.repositories.log import SqlLogRepository, TileCache
 from iptv_billing.adapters.sql.repositories.payments import SqlPaymentRepository
+from iptv_billing.adapters.sql.repositories.provisioning import SqlProvisioningRepository
 from iptv_billing.adapters.sql.repositories.subscriptions import SqlSubscriptionRepository
 from iptv_billing.adapters.sql.repositories.tenants import (
     SqlApiKeyRepository,
@@ -19,12 +22,15 @@ __all__ = [
     "SqlApiKeyRepository",
     "SqlBillingRunRepository",
     "SqlCatalogRepository",
+    "SqlCredentialRepository",
     "SqlCustomerRepository",
+    "SqlGuideRepository",
     "SqlIdempotencyRepository",
     "SqlInvoiceRepository",
     "SqlJournalRepository",
     "SqlLogRepository",
     "SqlPaymentRepository",
+    "SqlProvisioningRepository",
     "SqlSubscriptionRepository",
     "SqlTenantRepository",
     "SqlWalletRepository",

@@ -60,6 +60,8 @@ LOG_TILES = table(tables.LogTile)
 LOG_CHECKPOINTS = table(tables.LogCheckpoint)
 LOG_COSIGNATURES = table(tables.LogCosignature)
 LOG_ANCHORS = table(tables.LogAnchor)
+CREDENTIALS = table(tables.AccessCredential)
+PROGRAMMES = table(tables.Programme)
 
 
 # -- time ----------------------------------------------------------------------------------------

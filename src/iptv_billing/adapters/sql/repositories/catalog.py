@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, func, select
 
 from iptv_billing.adapters.sql.repositories._common import (
     CHANNELS,
@@ -14,6 +14,7 @@ from iptv_billing.adapters.sql.repositories._common import (
     PLANS,
     TERMS,
     chunked,
+    from_db,
     insert_unique,
     page,
     to_record,
@@ -72,6 +73,26 @@ class SqlCatalogRepository:
     def list_channels(self, tenant_id: str, limit: int, after: str | None) -> Page[ChannelRecord]:
         query = select(CHANNELS).where(CHANNELS.c.tenant_id == tenant_id)
         return page(self._c, query, CHANNELS, limit, after, _channel)
+
+    def fingerprints(self) -> dict[str, tuple[int, ...]]:
+        """Per tenant, what changes whenever a channel or package is added: two grouped
+        reads, cheap enough to ask every second."""
+        found: dict[str, list[int]] = {}
+        for position, table_ in enumerate((CHANNELS, PACKAGES)):
+            query = select(
+                table_.c.tenant_id, func.count(), func.max(table_.c.created_at)
+            ).group_by(table_.c.tenant_id)
+            for tenant_id, count, latest in self._c.execute(query):
+                parts = found.setdefault(tenant_id, [0, 0, 0, 0])
+                stamp = int(from_db(latest).timestamp() * 1_000_000) if latest else 0
+                parts[2 * position : 2 * position + 2] = [count, stamp]
+        return {tenant: tuple(parts) for tenant, parts in found.items()}
+
+    def next_stream_id(self, tenant_id: str) -> int:
+        query = select(func.coalesce(func.max(CHANNELS.c.stream_id), 0)).where(
+            CHANNELS.c.tenant_id == tenant_id
+        )
+        return int(self._c.execute(query).scalar_one()) + 1
 
     # -- packages ----------------------------------------------------------------------------
     def add_package(self, package: PackageRecord) -> None:

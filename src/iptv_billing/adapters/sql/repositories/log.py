@@ -435,6 +435,23 @@ class SqlLogRepository:
     def tenants(self) -> Sequence[str]:
         return [str(t) for t in self._c.execute(select(LOG_HEADS.c.tenant_id)).scalars()]
 
+    def changes_since(
+        self, tenant_id: str, start: int, kinds: Sequence[str], limit: int = 50_000
+    ) -> Sequence[tuple[int, str, str | None]]:
+        """(index, kind, about id) of entries of ``kinds`` from index ``start`` on: what the
+        authorization index follows. Indices commit in order, so this is a gapless prefix."""
+        query = (
+            select(LOG_ENTRIES.c.idx, LOG_ENTRIES.c.kind, LOG_ENTRIES.c.about_id)
+            .where(
+                LOG_ENTRIES.c.tenant_id == tenant_id,
+                LOG_ENTRIES.c.idx >= start,
+                LOG_ENTRIES.c.kind.in_(list(kinds)),
+            )
+            .order_by(LOG_ENTRIES.c.idx)
+            .limit(limit)
+        )
+        return [(int(i), str(k), a) for i, k, a in self._c.execute(query)]
+
     # -- checkpoints, cosignatures, anchors ---------------------------------------------------
     def add_checkpoint(self, checkpoint: CheckpointRecord) -> bool:
         insert = insert_ignoring(self._c, LOG_CHECKPOINTS, ("tenant_id", "size"))
