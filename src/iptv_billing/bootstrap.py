@@ -266,7 +266,12 @@ def seed_demo_if_empty(runtime: Runtime, settings: Settings, say: Callable[[str]
         if uow.tenants.list():
             return
     say("empty database: seeding the demo operator (about a minute)…")
-    seeder = DemoSeeder(runtime.database.uow, runtime.clock, runtime.ids)
+    seeder = DemoSeeder(runtime.database.uow, runtime.clock, runtime.ids, sealer=runtime.sealer)
     result = seeder.seed(api_key=settings.demo_api_key, progress=lambda m: say(f"demo: {m}"))
     say(f"demo tenant {result.tenant_id}; admin API key: {result.api_key}")
-    say("try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/v1/customers")
+    base = f"http://{settings.host}:{settings.port}"
+    say(f"try: curl -H 'Authorization: Bearer <key>' {base}/v1/customers")
+    if result.sample_line:
+        user, password = result.sample_line
+        say(f"a subscriber's line: {base}/player_api.php?username={user}&password={password}")
+        say(f"their playlist: {base}/get.php?username={user}&password={password}&type=m3u_plus")

@@ -252,6 +252,9 @@ PUBLIC_ROUTES = {
     ("GET", "/live/{username}/{password}/{stream}"),
     ("GET", "/play/{token}/{stream}"),
     ("GET", "/timeshift/{username}/{password}/{duration}/{start}/{stream}"),
+    # The subscriber's own account: the line's username and password (HTTP Basic).
+    ("GET", "/account"),
+    ("POST", "/account/devices/reset"),
     # Streaming servers' and middleware's callbacks: the viewer's presented credentials (or
     # set-top box) are what is checked, in each protocol's own form (docs/integrations.md).
     *STREAM_SERVER_ROUTES,

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from iptv_billing import __version__
 from iptv_billing.api.deps import AppServices, Services
 from iptv_billing.api.errors import install_error_handlers
-from iptv_billing.api.fast_paths import FastPathMiddleware, fast_routes
+from iptv_billing.api.fast_paths import FastPathMiddleware, all_routes, fast_routes
 from iptv_billing.api.idempotency import IdempotentRoute
 from iptv_billing.api.metrics import MetricsMiddleware, RequestMetrics
 from iptv_billing.api.routers import ROUTERS
@@ -32,7 +32,7 @@ class Health(BaseModel):
 def _check_idempotent(routers: Iterable[APIRouter]) -> None:
     # Fail at start-up, not on the first retried payment, if a router forgot the route class.
     for router in routers:
-        for route in router.routes:
+        for route in all_routes(router.routes):
             if not isinstance(route, APIRoute) or isinstance(route, IdempotentRoute):
                 continue
             if "POST" in (route.methods or ()):

@@ -39,6 +39,7 @@ STATUS_BY_KIND: Mapping[ErrorKind, int] = {
     ErrorKind.UNAUTHORIZED: 401,
     ErrorKind.FORBIDDEN: 403,
     ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.RATE_LIMITED: 429,
 }
 _HTTP_CODES: Mapping[int, str] = {
     400: "request.malformed_json",  # FastAPI raises 400 only when it cannot parse a body

@@ -38,19 +38,19 @@ def _takes_only_the_request(endpoint: Callable[..., object]) -> bool:
     return len(parameters) == 1 and parameters[0].annotation in (Request, "Request")
 
 
-def _all_routes(routes: Iterable[BaseRoute]) -> Iterable[BaseRoute]:
+def all_routes(routes: Iterable[BaseRoute]) -> Iterable[BaseRoute]:
     """Routes of included routers too (FastAPI >= 0.160 keeps included routers nested)."""
     for route in routes:
         included = getattr(route, "original_router", None)
         if included is not None:
-            yield from _all_routes(included.routes)
+            yield from all_routes(included.routes)
         else:
             yield route
 
 
 def fast_routes(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], FastRoute]:
     table: dict[tuple[str, str], FastRoute] = {}
-    for route in _all_routes(routes):
+    for route in all_routes(routes):
         if not isinstance(route, APIRoute) or not route.path.startswith(PREFIX):
             continue
         if "{" in route.path or not _takes_only_the_request(route.endpoint):

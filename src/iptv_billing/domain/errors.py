@@ -16,6 +16,7 @@ class ErrorKind(Enum):
     UNAUTHORIZED = "unauthorized"  # no or bad credentials (401)
     FORBIDDEN = "forbidden"  # credentials lack the scope (403)
     UNAVAILABLE = "unavailable"  # a dependency is down; retry later (503)
+    RATE_LIMITED = "rate_limited"  # too many attempts from this caller; wait (429)
 
 
 class BillingError(Exception):
@@ -59,6 +60,10 @@ class Forbidden(BillingError):
 
 class Unavailable(BillingError):
     kind = ErrorKind.UNAVAILABLE
+
+
+class TooManyRequests(BillingError):
+    kind = ErrorKind.RATE_LIMITED
 
 
 class InvariantViolated(Exception):

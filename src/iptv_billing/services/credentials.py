@@ -52,18 +52,29 @@ def token_lookup(token: str) -> str:
 
 
 # -- the log ----------------------------------------------------------------------------------
-def credential_record(cred: CredentialRecord, event: str) -> dict[str, object]:
+def credential_state(cred: CredentialRecord) -> dict[str, object]:
+    """What a credential lets in, as logged and as ``ledger verify`` compares it. The
+    fingerprint covers the lookup and the password hash: a line added, re-enabled or given
+    another password behind the log's back no longer matches its last record."""
+    secret = f"{cred.lookup}|{cred.secret_salt or ''}|{cred.secret_digest or ''}"
     return {
-        "v": RECORD_VERSION,
-        "type": ACCESS_CREDENTIAL,
-        "tenant": cred.tenant_id,
-        "credential": cred.id,
         "subscription": cred.subscription_id,
         "kind": cred.kind,
         "login": cred.login,
         "label": cred.label,
         "enabled": cred.enabled,
         "removed": cred.removed_at is not None,
+        "fingerprint": hashlib.sha256(secret.encode()).hexdigest(),
+    }
+
+
+def credential_record(cred: CredentialRecord, event: str) -> dict[str, object]:
+    return {
+        "v": RECORD_VERSION,
+        "type": ACCESS_CREDENTIAL,
+        "tenant": cred.tenant_id,
+        "credential": cred.id,
+        **credential_state(cred),
         "event": event,
         "at": moment(cred.updated_at),
     }

@@ -6,6 +6,7 @@ Seeded, so the same seed gives the same operator."""
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from iptv_billing.domain.proration import ProrationMode
 from iptv_billing.services import (
     access,
     catalog,
+    credentials,
     customers,
     payments,
     subscriptions,
@@ -118,15 +120,25 @@ class DemoResult:
     tenant_id: str
     api_key: str
     summary: dict[str, Any] = field(default_factory=dict)
+    # A watching subscriber's line (username, password), to try the player API with.
+    sample_line: tuple[str, str] | None = None
 
 
 class DemoSeeder:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, seed: int = 7
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        seed: int = 7,
+        sealer: credentials.Sealer | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._ids = ids
+        self._sealer = sealer  # every subscriber gets a line when set
+        self._random_bytes = random_bytes
         self._rng = random.Random(seed)
         self.tenant_id = ""
         self.plan_ids: dict[str, str] = {}
@@ -160,7 +172,18 @@ class DemoSeeder:
             self._tx(self._customer_behaviour)
             if day % 15 == 0:
                 say(f"day {day} of {days}")
-        return DemoResult(self.tenant_id, secret)
+        return DemoResult(self.tenant_id, secret, sample_line=self._tx(self._sample_line))
+
+    def _sample_line(self, uow: UnitOfWork, ctx: Context) -> tuple[str, str] | None:
+        if self._sealer is None:
+            return None
+        for status in ("active", "trialing", "past_due"):
+            page = uow.subscriptions.list(ctx.tenant_id, 1, None, status=status)
+            for sub in page.items:
+                for cred in uow.credentials.of_subscription(ctx.tenant_id, sub.id):
+                    if cred.kind == "line":
+                        return cred.login, credentials.reveal(uow, ctx, self._sealer, cred.id)
+        return None
 
     def _tenant(self, api_key: str | None) -> str:
         with self._uow() as uow:
@@ -238,7 +261,7 @@ class DemoSeeder:
                 wallets.top_up(uow, ctx, wallets.TopUp(customer.id, amount, "card"))
             plan = rng.choices(list(self.plan_ids), weights=(30, 20, 15, 10, 8, 7, 4, 6))[0]
             addons = (("extra-screen", 1),) if rng.random() < 0.1 else ()
-            subscriptions.create_subscription(
+            change = subscriptions.create_subscription(
                 uow,
                 ctx,
                 subscriptions.CreateSubscription(
@@ -248,6 +271,9 @@ class DemoSeeder:
                     addons=addons,
                 ),
             )
+            if self._sealer is not None:
+                sub_id = change.subscription.id
+                credentials.issue_line(uow, ctx, self._sealer, self._random_bytes, sub_id)
 
     def _customer_behaviour(self, uow: UnitOfWork, ctx: Context) -> None:
         """Each day some customers pay, top up, pause, change plan or leave."""

@@ -8,7 +8,8 @@ Layered, so that each kind of tampering is found at its exact place:
 3. each journal record equals the journal entry the database holds now (a changed amount,
    account, currency or time), and every journal entry has its record (an entry written
    behind the log's back);
-4. each subscription's latest record equals its current state;
+4. each subscription's latest record equals its current state, and so does each access
+   credential's (a line added, re-enabled or given another password behind the log's back);
 5. the recomputed leaves equal the stored tiles, and the recomputed roots equal every signed
    checkpoint whose signature verifies (a log rewritten consistently with itself).
 """
@@ -27,6 +28,7 @@ from iptv_billing.ledger.checkpoint import open_checkpoint
 from iptv_billing.ledger.entries import encode_record
 from iptv_billing.ledger.errors import LedgerError
 from iptv_billing.ledger.note import NoteVerifier
+from iptv_billing.services.credentials import ACCESS_CREDENTIAL, credential_state
 from iptv_billing.services.log_records import (
     JOURNAL_ENTRY,
     SUBSCRIPTION_STATE,
@@ -102,6 +104,7 @@ class _Walk:
         self.log_keys = log_keys
         self.journal_logged: set[str] = set()
         self.latest_state: dict[str, tuple[int, dict[str, object]]] = {}
+        self.latest_credential: dict[str, tuple[int, dict[str, object]]] = {}
         self.claims: dict[int, tuple[int, bytes]] = {}  # named index → (position, commitment)
         self.claim_order: deque[int] = deque()
         audit.checkpoints = len(checkpoints)
@@ -142,6 +145,8 @@ class _Walk:
             self.audit.problem(entry.idx, "kind_changed", f"row says {entry.kind!r}")
         if record.get("type") == SUBSCRIPTION_STATE:
             self.latest_state[entry.subject_id] = (entry.idx, record)
+        elif record.get("type") == ACCESS_CREDENTIAL:
+            self.latest_credential[entry.subject_id] = (entry.idx, record)
         return record
 
     def _moved(self, entry: LogEntryRecord, named: object) -> None:
@@ -237,6 +242,7 @@ class _Walk:
             if entry_id not in self.journal_logged:
                 self.audit.problem(None, "journal_entry_not_logged", f"{entry_id} has no record")
         self._subscriptions()
+        self._credentials()
 
     def _subscriptions(self) -> None:
         ids = list(self.latest_state)
@@ -252,3 +258,24 @@ class _Walk:
                     self.audit.problem(
                         index, "subscription_changed", f"{sub_id} differs from its last record"
                     )
+
+    def _credentials(self) -> None:
+        """Every credential that lets anyone in has a record, and it matches the last one."""
+        for cred in self.uow.credentials.iter_active(self.tenant_id, BATCH):
+            if cred.id not in self.latest_credential:
+                self.audit.problem(None, "credential_not_logged", f"{cred.id} has no record")
+        logged = self.latest_credential
+        subscriptions = sorted({str(r.get("subscription")) for _, r in logged.values()})
+        stored = {
+            c.id: c for c in self.uow.credentials.of_subscriptions(self.tenant_id, subscriptions)
+        }
+        for cred_id, (index, record) in logged.items():
+            found = stored.get(cred_id)
+            if found is None:
+                self.audit.problem(index, "credential_gone", f"{cred_id} is not stored")
+                continue
+            now = credential_state(found)
+            if any(record.get(key) != value for key, value in now.items()):
+                self.audit.problem(
+                    index, "credential_changed", f"{cred_id} differs from its last record"
+                )

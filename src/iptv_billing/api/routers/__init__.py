@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from iptv_billing.api.routers import (
+    account,
     billing,
     catalog,
     credentials,
@@ -38,5 +39,6 @@ ROUTERS: list[APIRouter] = [
     billing.router,
     ledger.router,
     players.router,
+    account.router,
     stream_servers.router,
 ]
