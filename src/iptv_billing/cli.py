@@ -62,6 +62,8 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
+        # One access-log line per request is costly on the callback path; only when asked.
+        access_log=settings.log_level.lower() in ("debug", "info"),
     )
 
 
@@ -308,17 +310,25 @@ def bench_authorize(
     requests: Annotated[int, typer.Option(min=1_000, help="decisions to time")] = 200_000,
     servers: Annotated[int, typer.Option(min=1, max=16, help="API processes")] = 1,
     clients: Annotated[int, typer.Option(min=1, max=16, help="load processes")] = 1,
-    connections: Annotated[int, typer.Option(min=1, max=1024, help="per load process")] = 32,
+    connections: Annotated[int, typer.Option(min=1, max=1024, help="concurrent requests")] = 8,
     redis_url: Annotated[
         str | None, typer.Option(help="share sessions through this Redis (needed for servers > 1)")
     ] = None,
+    load: Annotated[
+        str, typer.Option(help="load generator: auto (wrk when installed), wrk or python")
+    ] = "auto",
+    seconds: Annotated[int, typer.Option(min=5, max=3600, help="how long wrk runs")] = 30,
 ) -> None:
     """Stream-authorization decisions per second and their p50/p99 latency over HTTP, for a
     mix of valid, expired, over-limit and unknown viewers; one JSON line."""
     from iptv_billing.bench.authorize import run_benchmark
 
+    if load not in ("auto", "wrk", "python"):
+        raise typer.BadParameter("--load is auto, wrk or python")
     url = database_url or "sqlite:///./bench-authorize.db"
-    figures = run_benchmark(url, subscribers, requests, servers, clients, connections, redis_url)
+    figures = run_benchmark(
+        url, subscribers, requests, servers, clients, connections, redis_url, load, seconds
+    )
     print(json.dumps(figures))
 
 

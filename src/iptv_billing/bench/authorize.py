@@ -46,6 +46,7 @@ from iptv_billing.bench.billing_run import (
     subscription_row,
 )
 from iptv_billing.bench.machine import machine
+from iptv_billing.bench.wrk_load import run_wrk, wrk_binary
 from iptv_billing.domain.catalog import BillingTerms
 from iptv_billing.domain.credentials import hash_secret
 from iptv_billing.domain.money import Money
@@ -457,8 +458,10 @@ def run_benchmark(
     requests: int,
     servers: int = 1,
     clients: int = 1,
-    connections: int = 32,
+    connections: int = 8,
     redis_url: str | None = None,
+    load: str = "auto",
+    seconds: int = 30,
 ) -> dict[str, Any]:
     if servers > 1 and not redis_url:
         raise SystemExit("error: several servers share sessions through Redis: pass --redis-url")
@@ -477,9 +480,13 @@ def run_benchmark(
             warm, _ = _load(running.ports, [("valid", b) for b in warm_up_bodies()], 1, 8)
             if any(status != 200 for _, status, _ in warm):
                 raise RuntimeError(f"warm-up refused: see {log}")
-            results, seconds = _load(
-                running.ports, plan_requests(population, requests, 7), clients, connections
-            )
+            planned = plan_requests(population, requests, 7)
+            use_wrk = load == "wrk" or (load == "auto" and wrk_binary() is not None)
+            if use_wrk:
+                figures = run_wrk(running.ports, PATH, planned, seconds, connections)
+            else:
+                results, elapsed = _load(running.ports, planned, clients, connections)
+                figures = summarise(results, elapsed)
         finally:
             running.stop()
     return {
@@ -488,9 +495,9 @@ def run_benchmark(
         "subscribers": subscribers,
         "servers": servers,
         "session_store": "redis" if redis_url else "in-process",
-        "client_processes": clients,
+        "load_generator": "wrk" if use_wrk else f"python x{clients}",
         "connections": connections,
-        **summarise(results, seconds),
+        **figures,
         "server_start_seconds": round(running.ready_seconds, 2),
         "seed_seconds": round(seed_seconds, 2),
         "machine": machine(),
