@@ -258,7 +258,9 @@ class Scheduler:
         log.debug("%s: %s", task.name, result)
 
 
-def seed_demo_if_empty(runtime: Runtime, settings: Settings, say: Callable[[str], None]) -> None:
+def seed_demo_if_empty(
+    runtime: Runtime, settings: Settings, say: Callable[[str], None], base: str | None = None
+) -> None:
     """On first start of the embedded default, give the operator something to look at."""
     from iptv_billing.services.demo import DemoSeeder
 
@@ -269,7 +271,7 @@ def seed_demo_if_empty(runtime: Runtime, settings: Settings, say: Callable[[str]
     seeder = DemoSeeder(runtime.database.uow, runtime.clock, runtime.ids, sealer=runtime.sealer)
     result = seeder.seed(api_key=settings.demo_api_key, progress=lambda m: say(f"demo: {m}"))
     say(f"demo tenant {result.tenant_id}; admin API key: {result.api_key}")
-    base = f"http://{settings.host}:{settings.port}"
+    base = base or f"http://{settings.host}:{settings.port}"
     say(f"try: curl -H 'Authorization: Bearer <key>' {base}/v1/customers")
     if result.sample_line:
         user, password = result.sample_line

@@ -56,7 +56,8 @@ def serve(
     settings = _settings(database_url)
     runtime = _open(database_url)
     if seed_demo:
-        seed_demo_if_empty(runtime, settings, console.print)
+        base = f"http://{host or settings.host}:{port or settings.port}"
+        seed_demo_if_empty(runtime, settings, console.print, base)
     uvicorn.run(
         build_app(runtime, settings),
         host=host or settings.host,
