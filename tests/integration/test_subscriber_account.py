@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from stream_harness import StreamOperator
 
-from iptv_billing.services import credentials
+from iptv_billing.services import access, credentials
 
 
 @pytest.fixture
@@ -49,3 +49,23 @@ def test_wrong_or_missing_credentials_and_guessing(op: StreamOperator) -> None:
     blocked = op.client.get("/account", auth=(viewer.username, viewer.password))
     assert blocked.status_code == 429
     assert blocked.json()["code"] == "account.too_many_attempts"
+
+
+def test_a_replayed_line_answer_is_kept_sealed(op: StreamOperator) -> None:
+    """The first answer to an idempotent POST is stored for replays; a new line's password in
+    it is stored encrypted, and the replay gives the same answer."""
+    with op.database.uow() as uow:
+        _, api_key = access.issue_api_key(uow, op.ids, op.system, op.tenant_id, "ops", "admin")
+        uow.commit()
+    sub_id = op.viewer().subscription.id
+    headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": "line-once"}
+    first = op.client.post(f"/v1/subscriptions/{sub_id}/lines", json={}, headers=headers)
+    again = op.client.post(f"/v1/subscriptions/{sub_id}/lines", json={}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    stored = op.read(lambda u, c: u.idempotency.get(c.tenant_id, "line-once"))
+    assert stored is not None
+    assert stored.response_body is not None
+    assert first.json()["secret"] not in stored.response_body
+    assert stored.response_body.startswith("sealed:")

@@ -113,7 +113,7 @@ async def _run_once(request: Request, key: str, handler: Handler, scope: ApiKeyS
         services.system_clock,
     )
     if stored is not None:
-        return _replay(stored)
+        return _replay(stored, services)
     slot = _Slot(services, caller.tenant_id, key)
     try:
         response = await handler(request)
@@ -133,9 +133,32 @@ def _storable(status: int) -> bool:
     return status < 500 and status not in (401, 403)
 
 
-def _replay(entry: IdempotencyEntry) -> Response:
-    status = entry.status_code or 200  # begin only returns completed entries
+# Stored answers can carry secrets (a new line's password, an API key): with a sealer they are
+# kept encrypted, bound to their tenant and key.
+_SEALED = "sealed:"
+
+
+def _seal_context(tenant_id: str, key: str) -> str:
+    return f"idempotency:{tenant_id}:{key}"
+
+
+def _stored_body(services: AppServices, tenant_id: str, key: str, body: str) -> str:
+    if services.sealer is None:
+        return body
+    return _SEALED + services.sealer.seal(body, _seal_context(tenant_id, key))
+
+
+def _replayed_body(services: AppServices, entry: IdempotencyEntry) -> str:
     body = entry.response_body or ""
+    if not body.startswith(_SEALED) or services.sealer is None:
+        return body
+    context = _seal_context(entry.tenant_id, entry.key)
+    return services.sealer.unseal(body.removeprefix(_SEALED), context)
+
+
+def _replay(entry: IdempotencyEntry, services: AppServices) -> Response:
+    status = entry.status_code or 200  # begin only returns completed entries
+    body = _replayed_body(services, entry)
     media_type = PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
     return Response(
         body,
@@ -149,6 +172,7 @@ class _Slot:
     """One reserved key: stored with its response, or released."""
 
     def __init__(self, services: AppServices, tenant_id: str, key: str) -> None:
+        self._services = services
         self._uow = services.database.uow
         self._tenant_id = tenant_id
         self._key = key
@@ -165,7 +189,7 @@ class _Slot:
                 self._tenant_id,
                 self._key,
                 response.status_code,
-                body.decode("utf-8"),
+                _stored_body(self._services, self._tenant_id, self._key, body.decode("utf-8")),
             )
         except Exception:
             # The request's effect is committed: answering it beats a 500, and the key
