@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -124,7 +124,7 @@ class AccessIndex:
             fingerprint = uow.catalog.fingerprints().get(tenant_id, ())
             access = TenantAccess(tenant, _load_catalog(uow, tenant_id), position=position)
             access.catalog_fingerprint = fingerprint
-            for subs in _pages_of_subscriptions(uow, tenant_id):
+            for subs in _pages(lambda a: uow.subscriptions.list(tenant_id, _PAGE, a)):
                 self._apply(uow, access, subs)
             self._tenants[tenant_id] = access
 
@@ -229,19 +229,24 @@ def _known(cred: CredentialRecord) -> KnownCredential:
     )
 
 
-def _pages_of_subscriptions(uow: UnitOfWork, tenant_id: str) -> Iterable[list[SubscriptionRecord]]:
+def _pages(fetch: Callable[[str | None], Page[R]]) -> Iterator[list[R]]:
+    """Every page of a keyset-paginated list, ``fetch(after)`` giving the page after an id."""
     after: str | None = None
     while True:
-        page = uow.subscriptions.list(tenant_id, _PAGE, after)
+        page = fetch(after)
         yield list(page.items)
         if not page.has_more or not page.items:
             return
-        after = page.items[-1].id
+        after = getattr(page.items[-1], "id")  # noqa: B009  # records are keyed by id
 
 
 def _load_catalog(uow: UnitOfWork, tenant_id: str) -> Catalog:
-    channels = _all(lambda after: uow.catalog.list_channels(tenant_id, _PAGE, after))
-    packages = _all(lambda after: uow.catalog.list_packages(tenant_id, _PAGE, after))
+    channels = [
+        c for page in _pages(lambda a: uow.catalog.list_channels(tenant_id, _PAGE, a)) for c in page
+    ]
+    packages = [
+        p for page in _pages(lambda a: uow.catalog.list_packages(tenant_id, _PAGE, a)) for p in page
+    ]
     carried: dict[str, set[str]] = {}
     for package in packages:
         for channel_id in package.channel_ids:
@@ -253,14 +258,3 @@ def _load_catalog(uow: UnitOfWork, tenant_id: str) -> Catalog:
         by_stream_id={v.record.stream_id: v for v in views if v.record.stream_id is not None},
         ordered=tuple(views),
     )
-
-
-def _all(fetch: Callable[[str | None], Page[R]]) -> list[R]:
-    items: list[R] = []
-    after: str | None = None
-    while True:
-        page = fetch(after)
-        items.extend(page.items)
-        if not page.has_more or not page.items:
-            return items
-        after = getattr(page.items[-1], "id")  # noqa: B009  # records are keyed by id

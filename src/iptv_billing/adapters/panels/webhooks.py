@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from iptv_billing.adapters.panels._http import OwnedHttpClient
 from iptv_billing.domain.errors import InvalidInput
 from iptv_billing.domain.provisioning import SIGNATURE_HEADER, Outcome, Secrets, outcome_of, sign
 
@@ -53,22 +54,9 @@ def webhook_body(
         ) from exc
 
 
-class WebhookSender:
+class WebhookSender(OwnedHttpClient):
     def __init__(self, http: httpx.Client | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._timeout = timeout
-        self._owned = http is None
-        self._http = http if http is not None else httpx.Client(follow_redirects=False)
-
-    def close(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owned:
-            self._http.close()
-
-    def __enter__(self) -> WebhookSender:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(http, timeout)
 
     def send(
         self,

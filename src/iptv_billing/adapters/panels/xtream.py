@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
+from iptv_billing.adapters.panels._http import OwnedHttpClient
 from iptv_billing.domain.errors import InvalidInput, Unavailable
 from iptv_billing.domain.provisioning import (
     SYNCED_FIELDS,
@@ -98,7 +99,7 @@ class SyncResult:
     remote: RemoteLine | None
 
 
-class XtreamPanelClient:
+class XtreamPanelClient(OwnedHttpClient):
     def __init__(
         self,
         base_url: str,
@@ -110,20 +111,7 @@ class XtreamPanelClient:
             raise InvalidInput("panel.invalid_base_url", "the panel URL is http(s)://host/...")
         self._url = f"{base_url.rstrip('/')}/api.php"
         self._api_pass = api_pass
-        self._timeout = timeout
-        self._owned = http is None
-        self._http = http if http is not None else httpx.Client(follow_redirects=False)
-
-    def close(self) -> None:
-        """Close the HTTP client if this object created it (a passed-in one is the caller's)."""
-        if self._owned:
-            self._http.close()
-
-    def __enter__(self) -> XtreamPanelClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(http, timeout)
 
     # --- the calls --------------------------------------------------------------------------
 

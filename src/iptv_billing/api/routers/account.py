@@ -15,7 +15,8 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from iptv_billing.api.deps import AppServices, Services
 from iptv_billing.api.idempotency import IdempotentRoute
-from iptv_billing.api.routers.players._common import client_ip, stream_authorizer
+from iptv_billing.api.routers._common import peer
+from iptv_billing.api.routers.players._common import stream_authorizer
 from iptv_billing.api.schemas import ApiModel
 from iptv_billing.domain.entitlement import Reason
 from iptv_billing.domain.errors import TooManyRequests, Unauthorized
@@ -57,7 +58,7 @@ def line_account(
     if basic is None:
         raise Unauthorized("account.credentials_required", "log in with the line's credentials")
     presented = Presented.line(basic.username, basic.password)
-    found = stream_authorizer(services).account(presented, client_ip(request))
+    found = stream_authorizer(services).account(presented, peer(request))
     if found is Reason.TOO_MANY_ATTEMPTS:
         raise TooManyRequests("account.too_many_attempts", "too many failed logins; wait")
     if isinstance(found, Reason):

@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from iptv_billing.api.deps import AppServices
 from iptv_billing.api.idempotency import IdempotentRoute
+from iptv_billing.api.routers._common import peer
 from iptv_billing.domain.entitlement import Reason
 from iptv_billing.domain.errors import Unavailable
 from iptv_billing.domain.xtream import xtream_status
@@ -72,15 +73,11 @@ def stream_authorizer(services: AppServices) -> StreamAuthorizer:
     return services.stream
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def subscriber_of(
     services: AppServices, request: Request, username: str | None, password: str | None
 ) -> Subscriber | Reason:
     presented = Presented.line(username or "", password or "")
-    account = stream_authorizer(services).account(presented, client_ip(request))
+    account = stream_authorizer(services).account(presented, peer(request))
     if isinstance(account, Reason):
         return account
     tenant_id = account.credential.tenant_id

@@ -9,11 +9,11 @@ from fastapi import Path, Request
 from starlette.responses import RedirectResponse, Response
 
 from iptv_billing.api.deps import Services
+from iptv_billing.api.routers._common import peer
 from iptv_billing.api.routers.players._common import (
     NO_STORE,
     REFUSALS,
     TEXT,
-    client_ip,
     refusal,
     router,
     stream_authorizer,
@@ -63,7 +63,7 @@ def live(
     """A live channel, by Xtream stream id (or code); redirects to its source."""
     presented = Presented.line(username, password)
     answer = stream_authorizer(services).authorize(
-        PlayRequest(presented, _stream_key(stream), client_ip(request))
+        PlayRequest(presented, _stream_key(stream), peer(request))
     )
     return _redirect(answer, password, None)
 
@@ -77,7 +77,7 @@ def live(
 def play(request: Request, services: Services, token: str, stream: StreamFile) -> Response:
     """A live channel for a play token; redirects to its source."""
     answer = stream_authorizer(services).authorize(
-        PlayRequest(Presented.token(token), _stream_key(stream), client_ip(request))
+        PlayRequest(Presented.token(token), _stream_key(stream), peer(request))
     )
     return _redirect(answer, token, None)
 
@@ -106,7 +106,7 @@ def timeshift(
 ) -> Response:
     """Catch-up: the programme that aired at `start`, inside the channel's archive and the
     subscription's catch-up window; redirects to the source with `utc` and `duration`."""
-    authorizer, ip = stream_authorizer(services), client_ip(request)
+    authorizer, ip = stream_authorizer(services), peer(request)
     presented = Presented.line(username, password)
     found = authorizer.login(presented, ip)
     if isinstance(found, Reason):

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from iptv_billing.api.deps import get_services
+from iptv_billing.api.routers._common import peer as peer  # re-exported for the protocol modules
 from iptv_billing.domain.errors import Unavailable
 from iptv_billing.domain.stream_protocols import MAX_SESSION_PART, Offered, parse_query
 from iptv_billing.services.stream_auth import Presented, StreamAuthorizer
@@ -53,12 +54,6 @@ def presented(offer: Offered | None) -> Presented | None:
     if offer.kind == "token":
         return Presented.token(offer.login)
     return Presented.device(offer.login)
-
-
-def peer(request: Request) -> str:
-    """The address of whoever called: the streaming server, or a subscriber."""
-    client = request.client
-    return client.host if client else "unknown"
 
 
 def server_name(request: Request) -> str:
