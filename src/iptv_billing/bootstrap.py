@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -33,6 +34,7 @@ from iptv_billing.services.providers import PaymentProvider
 from iptv_billing.services.provisioning import ProvisioningWorker, Transports
 from iptv_billing.services.publishing import LedgerPublisher
 from iptv_billing.services.stream_auth import StreamAuthorizer
+from iptv_billing.services.usage_feed import UsageFeed
 from iptv_billing.streaming import AccessFollower, open_authorizer, open_secret_box
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,8 @@ def build_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
     from iptv_billing.api.app import create_app
     from iptv_billing.api.deps import AppServices
 
+    grace = settings.usage_grace_seconds if settings else 259_200.0
+    feed = usage_feed(runtime, grace)
     services = AppServices(
         runtime.database,
         runtime.ids,
@@ -153,8 +157,13 @@ def build_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         public_url=settings.public_url if settings else None,
         secure_link_signer=secure_link_signer(settings),
         secure_link_ttl_seconds=settings.secure_link_ttl_seconds if settings else 3600,
+        usage_grace_seconds=grace,
+        usage_feed=feed,
     )
     app = create_app(services)
+    if feed is not None:  # flushes streaming usage every second, and once more on shutdown
+        app.router.on_startup.append(feed.start)
+        app.router.on_shutdown.append(feed.stop)
     app.state.payment_provider = runtime.payment_provider
     if runtime.stream is not None:
         refresh = settings.access_refresh_seconds if settings else 1.0
@@ -172,6 +181,20 @@ def build_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
             app.router.on_startup.append(scheduler.start)
             app.router.on_shutdown.append(scheduler.stop)
     return app
+
+
+def usage_feed(runtime: Runtime, grace_seconds: float) -> UsageFeed | None:
+    """Viewing time from the streaming servers' callbacks, for tenants that meter it."""
+    if runtime.stream is None:
+        return None
+    return UsageFeed(
+        runtime.stream.index,
+        runtime.database.uow,
+        runtime.clock,
+        runtime.ids,
+        runtime.stream.now_for,
+        timedelta(seconds=grace_seconds),
+    )
 
 
 def secure_link_signer(settings: Settings | None) -> SecureLinkSigner | None:

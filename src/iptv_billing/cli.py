@@ -333,6 +333,41 @@ def bench_authorize(
     print(json.dumps(figures))
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    database_url: DatabaseUrl = None,
+    events: Annotated[int, typer.Option(min=1, help="events to send")] = 1_000_000,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="events per call")] = 10_000,
+    duplicates: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="share of each batch repeating earlier ids")
+    ] = 0.05,
+    customers: Annotated[int, typer.Option(min=1)] = 10_000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="ingesting processes")] = 1,
+    http: Annotated[bool, typer.Option(help="also time batches POSTed to the app")] = False,
+) -> None:
+    """Usage events ingested per second (validation, deduplication, storage and the batch's
+    log entry, through the service the API calls); one JSON line."""
+    from iptv_billing.bench.ingest import run_benchmark
+
+    url = database_url or "sqlite:///./bench-ingest.db"
+    print(json.dumps(run_benchmark(url, events, batch, duplicates, customers, workers, http)))
+
+
+@bench_app.command("rating")
+def bench_rating(
+    database_url: DatabaseUrl = None,
+    subscriptions: Annotated[int, typer.Option(min=1, help="metered subscriptions")] = 10_000,
+    events: Annotated[int, typer.Option(min=1, help="usage events per subscription")] = 100,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+) -> None:
+    """Usage events rated into renewal invoices per second by the billing run, checked
+    against the same events rated in memory; one JSON line."""
+    from iptv_billing.bench.rating import run_benchmark
+
+    url = database_url or "sqlite:///./bench-rating.db"
+    print(json.dumps(run_benchmark(url, subscriptions, events, batch_size)))
+
+
 def main() -> None:
     """The console script. A refused request (unknown tenant, bad time zone, …) is a one-line
     error with its stable code and exit status 2, never a traceback."""

@@ -71,3 +71,8 @@ class Settings(BaseSettings):
     # Seconds between passes of the provisioning worker (Xtream panels and webhooks follow
     # the log, then due deliveries go out); 0 turns it off.
     provisioning_interval_seconds: float = 5.0
+
+    # -- usage metering ---------------------------------------------------------------------
+    # How late a usage event may arrive and still be accepted (3 days); events more than five
+    # minutes in the future are refused whatever this says.
+    usage_grace_seconds: float = 259_200.0

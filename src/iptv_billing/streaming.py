@@ -56,7 +56,7 @@ def open_authorizer(
         settings.guess_max_failures,
         timedelta(seconds=settings.guess_window_seconds),
     )
-    index = AccessIndex(uow_factory)
+    index = AccessIndex(uow_factory, clock)
     return StreamAuthorizer(
         index,
         sessions,

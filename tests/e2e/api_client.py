@@ -34,6 +34,9 @@ LIST_PATHS = (
     "/v1/payments",
     "/v1/billing-runs",
     "/v1/api-keys",
+    "/v1/metrics",
+    "/v1/ppv/events",
+    "/v1/vod/items",
 )
 
 

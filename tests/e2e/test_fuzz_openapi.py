@@ -162,6 +162,43 @@ def seed(client: Any, auth: str) -> dict[str, list[str]]:
     )
     run = post("/v1/billing-runs")
     key = post("/v1/api-keys", {"name": "reporting", "scope": "read_only"})
+    metric = post(
+        "/v1/metrics", {"code": "viewing_seconds", "name": "Viewing", "aggregation": "sum"}
+    )
+    event = post(
+        "/v1/ppv/events",
+        {
+            "code": "final",
+            "name": "Final",
+            "channel_id": channel["id"],
+            "starts_at": "2030-01-16T20:00:00Z",
+            "ends_at": "2030-01-16T22:00:00Z",
+            "prices": [m("15.00"), m("18.00", "USD")],
+            "capacity": 100,
+        },
+    )
+    purchase = post(
+        f"/v1/ppv/events/{event['id']}/purchases",
+        {"subscription_id": subs[0]["id"], "payment": {"method": "wallet"}},
+    )
+    hold = post(
+        f"/v1/customers/{wallet_payer['id']}/wallet/holds",
+        {"amount": m("1.00"), "purpose": "usage"},
+    )
+    item = post(
+        "/v1/vod/items",
+        {
+            "code": "movie",
+            "name": "Movie",
+            "source_url": "http://origin.example.test/movie.mp4",
+            "packages": ["basic"],
+            "rental": {"prices": [m("3.99"), m("4.49", "USD")], "hours": 48},
+        },
+    )
+    rental = post(
+        f"/v1/vod/items/{item['id']}/rentals",
+        {"subscription_id": subs[0]["id"], "payment": {"method": "wallet"}},
+    )
     return {
         "channel_id": [channel["id"]],
         "package_id": [package["id"]],
@@ -174,6 +211,13 @@ def seed(client: Any, auth: str) -> dict[str, list[str]]:
         "payment_id": [payment["id"]],
         "run_id": [run["id"]],
         "key_id": [key["id"]],
+        "metric_id": [metric["id"]],
+        "event_id": [event["id"]],
+        "purchase_id": [purchase["id"]],
+        "hold_id": [hold["id"]],
+        "item_id": [item["id"]],
+        "rental_id": [rental["id"]],
+        "currency": ["EUR", "USD", "eur", "XXX"],
     }
 
 
@@ -190,7 +234,7 @@ def seed_players(client: Any, auth: str, subscription_id: str) -> dict[str, list
         "username": [line["login"], "nobody", "ü" * 70],
         "password": [line["secret"], "wrong", "..", "%00"],
         "token": ["A" * 32, ".."],
-        "stream": ["1.ts", "1.m3u8", "news.ts", "2.ts", "999999999.ts"],
+        "stream": ["1.ts", "1.m3u8", "news.ts", "2.ts", "999999999.ts", "1.mp4", "movie.mkv"],
         "duration": ["1", "30", "1440"],
         "start": ["2030-01-15:08-30", "2030-01-01:00-00", "2030-02-30:25-61"],
     }
@@ -214,7 +258,7 @@ def seed_stream_servers(client: Any, auth: str, subscription_id: str) -> dict[st
         "client_id": ["1", "vid-1"],
         "request_type": ["new_session", "update_session"],
         "session_id": ["6217fd62-16da-4206-9da9-0173d7552a14"],
-        "package_id": ["basic", "nope"],
+        "package_id": ["basic", "nope", "movie"],
     }
 
 

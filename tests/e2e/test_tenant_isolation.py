@@ -66,6 +66,10 @@ def build_objects(server: E2EServer, tenant: Tenant, name: str) -> Objects:
     subscription = api.create(
         "/v1/subscriptions", {"customer_id": customer["id"], "plan_id": plan["id"]}
     )
+    hold = api.create(
+        f"/v1/customers/{customer['id']}/wallet/holds",
+        {"amount": money("1.00"), "purpose": "usage"},
+    )
     cycle_invoice = subscription["latest_invoice"]
     payment = api.action(
         f"/v1/invoices/{cycle_invoice['id']}/pay",
@@ -83,6 +87,41 @@ def build_objects(server: E2EServer, tenant: Tenant, name: str) -> Objects:
     key = api.create("/v1/api-keys", {"name": f"{name} reporting", "scope": "read_only"})
     line = api.create(f"/v1/subscriptions/{subscription['id']}/lines", {"label": name})
     target, delivery = provisioning_objects(server, api)
+    metric = api.create("/v1/metrics", {"code": "plays", "name": "Plays", "aggregation": "count"})
+    event = api.create(
+        "/v1/ppv/events",
+        {
+            "code": "final",
+            "name": "Final",
+            "channel_id": channel["id"],
+            "starts_at": "2030-04-02T20:00:00Z",
+            "ends_at": "2030-04-02T22:00:00Z",
+            "prices": [money("15.00")],
+        },
+    )
+    purchase = api.create(
+        f"/v1/ppv/events/{event['id']}/purchases",
+        {
+            "subscription_id": subscription["id"],
+            "payment": {"method": "manual", "reference": f"{name}-cash"},
+        },
+    )
+    item = api.create(
+        "/v1/vod/items",
+        {
+            "code": "movie",
+            "name": "Movie",
+            "source_url": "http://origin.example.test/movie.mp4",
+            "rental": {"prices": [money("3.99")], "hours": 48},
+        },
+    )
+    rental = api.create(
+        f"/v1/vod/items/{item['id']}/rentals",
+        {
+            "subscription_id": subscription["id"],
+            "payment": {"method": "manual", "reference": f"{name}-rental"},
+        },
+    )
     ids = {
         "channel_id": channel["id"],
         "package_id": package["id"],
@@ -97,6 +136,12 @@ def build_objects(server: E2EServer, tenant: Tenant, name: str) -> Objects:
         "credential_id": line["id"],
         "target_id": target["id"],
         "delivery_id": delivery["id"],
+        "metric_id": metric["id"],
+        "event_id": event["id"],
+        "purchase_id": purchase["id"],
+        "hold_id": hold["id"],
+        "item_id": item["id"],
+        "rental_id": rental["id"],
     }
     filters = {
         "customer_id": customer["id"],
@@ -216,12 +261,46 @@ ID_ROUTES: dict[tuple[str, str], Body] = {
     ("POST", "/v1/provisioning/targets/{target_id}/enable"): None,
     ("GET", "/v1/provisioning/deliveries/{delivery_id}"): None,
     ("POST", "/v1/provisioning/deliveries/{delivery_id}/replay"): None,
+    ("GET", "/v1/metrics/{metric_id}"): None,
+    ("POST", "/v1/metrics/{metric_id}/archive"): None,
+    ("GET", "/v1/ppv/events/{event_id}"): None,
+    ("POST", "/v1/ppv/events/{event_id}/cancel"): None,
+    ("POST", "/v1/ppv/events/{event_id}/purchases"): lambda b: {
+        "subscription_id": b.ids["subscription_id"],
+        "payment": {"method": "manual", "reference": "mallory"},
+    },
+    ("GET", "/v1/ppv/events/{event_id}/purchases"): None,
+    ("GET", "/v1/subscriptions/{subscription_id}/purchases"): None,
+    ("GET", "/v1/ppv/purchases/{purchase_id}"): None,
+    ("POST", "/v1/ppv/purchases/{purchase_id}/refund"): None,
+    ("GET", "/v1/vod/items/{item_id}"): None,
+    ("POST", "/v1/vod/items/{item_id}/rentals"): lambda b: {
+        "subscription_id": b.ids["subscription_id"],
+        "payment": {"method": "manual", "reference": "mallory"},
+    },
+    ("GET", "/v1/subscriptions/{subscription_id}/rentals"): None,
+    ("GET", "/v1/vod/rentals/{rental_id}"): None,
+    ("POST", "/v1/vod/rentals/{rental_id}/refund"): None,
+    ("POST", "/v1/customers/{customer_id}/wallet/holds"): lambda b: {
+        "amount": money("1.00"),
+        "purpose": "usage",
+    },
+    ("GET", "/v1/customers/{customer_id}/wallet/holds"): None,
+    ("GET", "/v1/wallet-holds/{hold_id}"): None,
+    ("POST", "/v1/wallet-holds/{hold_id}/post"): None,
+    ("POST", "/v1/wallet-holds/{hold_id}/void"): None,
+    ("GET", "/v1/subscriptions/{subscription_id}/upcoming-invoice"): None,
+    ("PATCH", "/v1/customers/{customer_id}/wallets/{currency}"): lambda b: {
+        "low_balance_threshold": "2.00"
+    },
 }
 # GET routes that refuse the sample object for its state (the sample invoice is a draft,
 # which charged nothing, so it has no receipt).
 OWN_REFUSALS = {"/v1/invoices/{invoice_id}/receipt": (409, "receipt.not_logged")}
 # Reads only an admin key may make (a line's password): a read-only key is refused first.
 ADMIN_READS = {"/v1/credentials/{credential_id}/secret"}
+# Business routes for machines (usage feeds): admin and integration keys, not read-only ones.
+MACHINE_ROUTES = {("POST", "/v1/usage/events")}
 STREAM_SERVER_ROUTES = {
     ("GET", "/integrations/nginx-rtmp/play"),
     ("POST", "/integrations/nginx-rtmp/play"),
@@ -250,6 +329,7 @@ PUBLIC_ROUTES = {
     ("GET", "/get.php"),
     ("GET", "/xmltv.php"),
     ("GET", "/live/{username}/{password}/{stream}"),
+    ("GET", "/movie/{username}/{password}/{stream}"),
     ("GET", "/play/{token}/{stream}"),
     ("GET", "/timeshift/{username}/{password}/{duration}/{start}/{stream}"),
     # The subscriber's own account: the line's username and password (HTTP Basic).
@@ -273,12 +353,21 @@ NOT_FOUND_CODES = {
     "credential_id": "credential.not_found",
     "target_id": "provisioning_target.not_found",
     "delivery_id": "provisioning_delivery.not_found",
+    "metric_id": "metric.not_found",
+    "event_id": "ppv_event.not_found",
+    "purchase_id": "ppv_purchase.not_found",
+    "hold_id": "wallet_hold.not_found",
+    "item_id": "vod_item.not_found",
+    "rental_id": "vod_rental.not_found",
 }
+# Path parameters that are values, not ids: the same for every tenant (the id before them is
+# what must not be found).
+VALUE_PARAMS = {"currency": "EUR"}
 PARAM = re.compile(r"{(\w+)}")
 
 
 def fill(path: str, ids: dict[str, str]) -> str:
-    return PARAM.sub(lambda m: ids[m.group(1)], path)
+    return PARAM.sub(lambda m: {**VALUE_PARAMS, **ids}[m.group(1)], path)
 
 
 def snapshot(owner: Objects) -> dict[str, Any]:
@@ -300,7 +389,7 @@ def test_every_id_route_is_in_the_table(openapi: dict[str, Any]) -> None:
     assert documented - ID_ROUTES.keys() == set(), "new id routes: add them to ID_ROUTES"
     assert ID_ROUTES.keys() - documented == set(), "ID_ROUTES lists routes that are gone"
     params = {name for _, path in documented for name in PARAM.findall(path)}
-    assert params <= NOT_FOUND_CODES.keys(), "map each new {param} in NOT_FOUND_CODES"
+    assert params - VALUE_PARAMS.keys() <= NOT_FOUND_CODES.keys(), "map new {params}"
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(ID_ROUTES))
@@ -322,7 +411,7 @@ def test_foreign_ids_are_not_found(
     callers = [b.api]
     if method == "GET" and path not in ADMIN_READS:
         callers.append(ApiClient(b.api.http, b.tenant.keys["read_only"]))
-    last_param = PARAM.findall(path)[-1]
+    last_param = [p for p in PARAM.findall(path) if p not in VALUE_PARAMS][-1]
     for caller in callers:
         response = caller.request(method, fill(path, a.ids), json=body)
         assert not response.is_success
@@ -436,8 +525,9 @@ def test_lists_never_show_another_tenants_objects(
         # A's id as a cursor neither errors nor leaks: B just gets its own ids after it.
         after = b.api.read(path, starting_after=a.ids["customer_id"], limit=100)
         assert {i["id"] for i in after["data"]} <= own
-    assert checked == 11  # api-keys, channels, packages, plans, customers, subscriptions,
-    # invoices, payments, billing-runs, provisioning targets and deliveries
+    assert checked == 14  # api-keys, channels, packages, plans, customers, subscriptions,
+    # invoices, payments, billing-runs, provisioning targets and deliveries, metrics, PPV events,
+    # VOD items
 
 
 def test_tenant_and_clock_are_per_tenant(
@@ -549,7 +639,8 @@ def test_read_only_key_cannot_write(
         make_body = ID_ROUTES.get((method, path))
         response = reader.request(method, fill(path, a.ids), json=make_body(a) if make_body else {})
         problem = assert_problem(response, 403, "auth.insufficient_scope")
-        assert problem["details"] == {"scope": "read_only", "needed": "admin"}
+        needed = "integration" if (method, path) in MACHINE_ROUTES else "admin"
+        assert problem["details"] == {"scope": "read_only", "needed": needed}
     for method, path in operations(openapi):
         if method == "GET" and path.startswith("/v1/"):
             response = reader.request(method, fill(path, a.ids))
@@ -569,9 +660,12 @@ def test_integration_key_has_no_business_routes_yet(
     a, _ = tenants
     machine = e2e_server.client(a.tenant, "integration")
     for method, path in operations(openapi):
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and (method, path) not in MACHINE_ROUTES:
             response = machine.request(method, fill(path, a.ids))
             assert_problem(response, 403, "auth.insufficient_scope")
+    # Usage ingestion is one: the key gets through to the body's check.
+    usage = machine.request("POST", "/v1/usage/events", json={"events": []})
+    assert_problem(usage, 422, "usage.empty_batch")
 
 
 def test_revoked_key_stops_working(e2e_server: E2EServer, tenant: Tenant) -> None:

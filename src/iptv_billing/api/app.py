@@ -16,7 +16,7 @@ from iptv_billing.api.errors import install_error_handlers
 from iptv_billing.api.fast_paths import FastPathMiddleware, all_routes, fast_routes
 from iptv_billing.api.idempotency import IdempotentRoute
 from iptv_billing.api.metrics import MetricsMiddleware, RequestMetrics
-from iptv_billing.api.routers import ROUTERS
+from iptv_billing.api.routers import ROUTERS, usage
 from iptv_billing.domain.errors import InvariantViolated, Unavailable
 
 DESCRIPTION = """Verifiable billing for IPTV operators and their resellers.
@@ -75,7 +75,8 @@ def create_app(services: AppServices, routers: Iterable[APIRouter] = ROUTERS) ->
     # Middleware added later wraps what came before: the body limit, then the callbacks'
     # fast path inside it, all measured by the metrics.
     app.add_middleware(FastPathMiddleware, routes=fast_routes(app.routes))
-    install_error_handlers(app)
+    # Usage batches (10,000 events) may be larger than the 1 MiB every other route takes.
+    install_error_handlers(app, {usage.EVENTS_PATH: usage.MAX_BODY_BYTES})
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

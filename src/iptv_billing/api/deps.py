@@ -32,6 +32,7 @@ from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.publishing import LedgerPublisher
 from iptv_billing.services.records import TenantRecord
 from iptv_billing.services.stream_auth import StreamAuthorizer
+from iptv_billing.services.usage_feed import UsageFeed
 
 T = TypeVar("T")
 
@@ -70,6 +71,10 @@ class AppServices:
     # Signs links for servers without callbacks; None: signed links are off.
     secure_link_signer: SecureLinkSigner | None = None
     secure_link_ttl_seconds: int = 3600
+    # How late a usage event may arrive (``Settings.usage_grace_seconds``).
+    usage_grace_seconds: float = 259_200.0
+    # Turns streaming servers' session callbacks into usage; None: no feed.
+    usage_feed: UsageFeed | None = None
 
 
 def get_services(request: Request) -> AppServices:

@@ -161,11 +161,12 @@ async def render_known_error(request: Request, exc: Exception) -> Response | Non
     return None
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, body_limits: Mapping[str, int] | None = None) -> None:
+    """``body_limits``: paths allowed a larger body than ``MAX_BODY_BYTES`` (usage batches)."""
     for kind, handler in _KNOWN:
         app.add_exception_handler(kind, handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, by_path=body_limits)
 
 
 class BodyTooLarge(HTTPException):
@@ -177,22 +178,26 @@ class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes``: by Content-Length at once, else while streaming
     (raised from ``receive`` as an HTTPException, so the handler above renders it)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, by_path: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.by_path = dict(by_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.by_path.get(scope["path"], self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            response = await http_error_handler(Request(scope), BodyTooLarge(self.max_bytes))
+        if declared.isdigit() and int(declared) > limit:
+            response = await http_error_handler(Request(scope), BodyTooLarge(limit))
             await response(scope, receive, send)
             return
-        await self.app(scope, self._limited(receive), send)
+        await self.app(scope, self._limited(receive, limit), send)
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         received = 0
 
         async def limited_receive() -> Message:
@@ -200,8 +205,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         return limited_receive

@@ -78,8 +78,11 @@ def _terms() -> BillingTerms:
     )
 
 
-def _seed(engine: Engine, n: int, ids: TimeOrderedIds) -> str:
-    terms = _terms()
+def seed_subscriptions(
+    engine: Engine, n: int, ids: TimeOrderedIds, terms: BillingTerms | None = None
+) -> str:
+    """A tenant with ``n`` monthly subscriptions whose first period ends at ``START``."""
+    terms = terms or _terms()
     tenant, plan, terms_id = ids.new("ten"), ids.new("plan"), ids.new("terms")
     anchor = START - timedelta(days=31)  # Dec 1 → period 0 ends Jan 1, the run renews period 1
     with engine.begin() as c:
@@ -192,7 +195,7 @@ def subscription_row(
     }
 
 
-def _renew_in_worker(url: str, tenant: str, batch_size: int) -> tuple[int, int, int, int]:
+def renew_in_worker(url: str, tenant: str, batch_size: int) -> tuple[int, int, int, int]:
     """One worker process of a shared run: (renewed, invoices, failures, peak RSS bytes)."""
     database = open_database(url, migrate=False)
     clock = FixedClock(START)
@@ -207,10 +210,10 @@ def _renew_in_worker(url: str, tenant: str, batch_size: int) -> tuple[int, int, 
 
 def _renew(url: str, tenant: str, batch_size: int, workers: int) -> tuple[int, int, int, int]:
     if workers == 1:
-        return _renew_in_worker(url, tenant, batch_size)
+        return renew_in_worker(url, tenant, batch_size)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(_renew_in_worker, url, tenant, batch_size) for _ in range(workers)]
+        futures = [pool.submit(renew_in_worker, url, tenant, batch_size) for _ in range(workers)]
         results = [f.result() for f in futures]
     return (
         sum(r[0] for r in results),
@@ -226,7 +229,7 @@ def run_benchmark(url: str, n: int, batch_size: int, workers: int = 1) -> dict[s
     database = open_database(url, migrate=True)
     clock = FixedClock(START)
     seed_started = time.perf_counter()
-    tenant = _seed(database.engine, n, TimeOrderedIds(clock))
+    tenant = seed_subscriptions(database.engine, n, TimeOrderedIds(clock))
     seed_seconds = time.perf_counter() - seed_started
     database.dispose()
     started = time.perf_counter()

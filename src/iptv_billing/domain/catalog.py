@@ -18,6 +18,7 @@ from iptv_billing.domain.canonical import canonical_json, sha256_hex
 from iptv_billing.domain.errors import InvalidInput
 from iptv_billing.domain.money import Money
 from iptv_billing.domain.periods import BillingInterval, PeriodUnit, require_aware
+from iptv_billing.domain.usage_charges import UsageCharge, check_usage_charges
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_NAME_LENGTH = 200
@@ -250,6 +251,9 @@ class BillingTerms:
     grace_days: int = 3
     suspend_after_days: int = 14
     expire_after_days: int = 60
+    usage_charges: tuple[UsageCharge, ...] = ()
+    usage_threshold: tuple[Money, ...] = ()  # invoice usage early once a period's reaches it
+    usage_cap: tuple[Money, ...] = ()  # a period's usage charges never exceed it
     # Computed once: renewals compare hashes on every run and the terms never change.
     _hash: str = field(init=False, repr=False, compare=False)
 
@@ -280,6 +284,14 @@ class BillingTerms:
         object.__setattr__(self, "setup_fees", setup_fees)
         object.__setattr__(self, "addons", tuple(sorted(addons, key=lambda a: a.code)))
         object.__setattr__(self, "package_codes", _code_set(self.package_codes, "package code"))
+        charges = check_usage_charges(self.usage_charges, offered)
+        object.__setattr__(self, "usage_charges", charges)
+        for name in ("usage_threshold", "usage_cap"):
+            limits = _price_list(getattr(self, name), required=False)
+            _require_offered(limits, offered, name)
+            if limits and not charges:
+                raise InvalidInput("terms.invalid_value", f"{name} needs usage charges")
+            object.__setattr__(self, name, limits)
 
     def _check_numbers(self) -> None:
         _check_int(self.trial_days, 0, 365, "trial_days")
@@ -316,12 +328,24 @@ class BillingTerms:
             "grace_days": self.grace_days,
             "suspend_after_days": self.suspend_after_days,
             "expire_after_days": self.expire_after_days,
+            **self._usage_document(),
+        }
+
+    def _usage_document(self) -> dict[str, Any]:
+        # Only present when used: terms without usage keep the hash they always had.
+        if not self.usage_charges:
+            return {}
+        return {
+            "usage_charges": [c.to_document() for c in self.usage_charges],
+            "usage_threshold": [money_to_document(m) for m in self.usage_threshold],
+            "usage_cap": [money_to_document(m) for m in self.usage_cap],
         }
 
     @classmethod
     def from_document(cls, doc: object) -> BillingTerms:
         """Strict inverse of ``to_document``: unknown, missing or mistyped keys are refused."""
-        d = _exact(doc, _TERMS_KEYS)
+        usage = isinstance(doc, Mapping) and "usage_charges" in doc
+        d = _exact(doc, _TERMS_KEYS + _USAGE_KEYS if usage else _TERMS_KEYS)
         iv = _exact(d["interval"], ("unit", "count"))
         return cls(
             plan_code=_str(d["plan_code"]),
@@ -339,6 +363,7 @@ class BillingTerms:
             grace_days=_int(d["grace_days"]),
             suspend_after_days=_int(d["suspend_after_days"]),
             expire_after_days=_int(d["expire_after_days"]),
+            **(_usage_fields(d) if usage else {}),
         )
 
     # -- lookups --------------------------------------------------------------------------------
@@ -384,3 +409,19 @@ _TERMS_KEYS = (
     "suspend_after_days",
     "expire_after_days",
 )
+_USAGE_KEYS = ("usage_charges", "usage_threshold", "usage_cap")
+
+
+def _usage_fields(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "usage_charges": tuple(
+            UsageCharge.from_document(c, check_code) for c in _list(d["usage_charges"])
+        ),
+        "usage_threshold": tuple(money_from_document(m) for m in _list(d["usage_threshold"])),
+        "usage_cap": tuple(money_from_document(m) for m in _list(d["usage_cap"])),
+    }
+
+
+def usage_limit(limits: tuple[Money, ...], code: str) -> Money | None:
+    """A threshold or cap in ``code``, if the terms set one."""
+    return _find_price(limits, code)

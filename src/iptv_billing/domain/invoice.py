@@ -65,6 +65,7 @@ class LineKind(StrEnum):
     PRORATION_CREDIT = "proration_credit"
     PRORATION_CHARGE = "proration_charge"
     ADJUSTMENT = "adjustment"
+    USAGE = "usage"  # metered usage of the period, in arrears
 
 
 @dataclass(frozen=True, slots=True)

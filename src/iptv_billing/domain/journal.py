@@ -31,12 +31,14 @@ _REVENUE_BY_LINE_KIND = {
     LineKind.PRORATION_CREDIT: "proration",
     LineKind.PRORATION_CHARGE: "proration",
     LineKind.ADJUSTMENT: "adjustment",
+    LineKind.USAGE: "usage",
 }
 
 
 # -- accounts ----------------------------------------------------------------------------------
 RECEIVABLE_PREFIX = "receivable:"
 WALLET_PREFIX = "wallet:"
+HELD_PREFIX = "wallet_held:"
 
 
 def receivable(customer_id: str) -> str:
@@ -45,6 +47,11 @@ def receivable(customer_id: str) -> str:
 
 def wallet(customer_id: str) -> str:
     return _account("wallet", customer_id)
+
+
+def held(customer_id: str) -> str:
+    """Wallet money reserved by pending holds: a liability to the customer, like the wallet."""
+    return _account("wallet_held", customer_id)
 
 
 def revenue(kind: str) -> str:
@@ -162,6 +169,88 @@ def invoice_paid_from_wallet(customer_id: str, amount: Money) -> JournalEntry:
     return JournalEntry(
         INVOICE_PAID_FROM_WALLET,
         (Posting(wallet(customer_id), amount), Posting(receivable(customer_id), -amount)),
+    )
+
+
+# -- wallet holds ------------------------------------------------------------------------------
+WALLET_HOLD_PLACED = "wallet_hold_placed"
+WALLET_HOLD_POSTED = "wallet_hold_posted"
+WALLET_HOLD_VOIDED = "wallet_hold_voided"
+WALLET_HOLD_EXPIRED = "wallet_hold_expired"
+
+
+def hold_placed(customer_id: str, amount: Money) -> JournalEntry:
+    """Dr wallet H; Cr held H: the money stays the customer's but can no longer be spent."""
+    _require_positive(amount)
+    return JournalEntry(
+        WALLET_HOLD_PLACED,
+        (Posting(wallet(customer_id), amount), Posting(held(customer_id), -amount)),
+    )
+
+
+def hold_posted(customer_id: str, held_amount: Money, posted: Money, purpose: str) -> JournalEntry:
+    """Dr held H; Cr revenue P; Cr wallet H - P (what was reserved but not used goes back)."""
+    _require_positive(posted)
+    if posted > held_amount:
+        raise InvalidInput("wallet_hold.post_exceeds_hold", "a hold posts at most what it holds")
+    postings = [Posting(held(customer_id), held_amount), Posting(revenue(purpose), -posted)]
+    if posted != held_amount:
+        postings.append(Posting(wallet(customer_id), posted - held_amount))
+    return JournalEntry(WALLET_HOLD_POSTED, tuple(postings))
+
+
+def hold_released(customer_id: str, amount: Money, *, expired: bool) -> JournalEntry:
+    """Dr held H; Cr wallet H: a void, or an expiry nobody posted before."""
+    _require_positive(amount)
+    kind = WALLET_HOLD_EXPIRED if expired else WALLET_HOLD_VOIDED
+    return JournalEntry(
+        kind, (Posting(held(customer_id), amount), Posting(wallet(customer_id), -amount))
+    )
+
+
+# -- pay-per-view -------------------------------------------------------------------------------
+PPV_PURCHASED = "ppv_purchased"
+PPV_REFUNDED = "ppv_refunded"
+
+
+def _ppv_source(customer_id: str, method: str) -> str:
+    """Where a PPV purchase's money came from: the customer's wallet, or cash by method."""
+    return wallet(customer_id) if method == "wallet" else cash(method)
+
+
+def ppv_purchased(customer_id: str, method: str, amount: Money) -> JournalEntry:
+    """Dr wallet(customer) or cash(method) A; Cr revenue:ppv A."""
+    _require_positive(amount)
+    source = _ppv_source(customer_id, method)
+    return JournalEntry(PPV_PURCHASED, (Posting(source, amount), Posting(revenue("ppv"), -amount)))
+
+
+def ppv_refunded(customer_id: str, method: str, amount: Money) -> JournalEntry:
+    """The exact reverse of ``ppv_purchased``: Dr revenue:ppv A; Cr where it came from."""
+    _require_positive(amount)
+    source = _ppv_source(customer_id, method)
+    return JournalEntry(PPV_REFUNDED, (Posting(revenue("ppv"), amount), Posting(source, -amount)))
+
+
+RENTAL_PURCHASED = "rental_purchased"
+RENTAL_REFUNDED = "rental_refunded"
+
+
+def rental_purchased(customer_id: str, method: str, amount: Money) -> JournalEntry:
+    """A VOD rental: Dr wallet(customer) or cash(method) A; Cr revenue:rental A."""
+    _require_positive(amount)
+    source = _ppv_source(customer_id, method)
+    return JournalEntry(
+        RENTAL_PURCHASED, (Posting(source, amount), Posting(revenue("rental"), -amount))
+    )
+
+
+def rental_refunded(customer_id: str, method: str, amount: Money) -> JournalEntry:
+    """The exact reverse of ``rental_purchased``: Dr revenue:rental A; Cr where it came from."""
+    _require_positive(amount)
+    source = _ppv_source(customer_id, method)
+    return JournalEntry(
+        RENTAL_REFUNDED, (Posting(revenue("rental"), amount), Posting(source, -amount))
     )
 
 

@@ -4,7 +4,7 @@ that existing IPTV apps show a subscriber's status, expiry and connections uncha
 Xtream apps expect numbers as strings ("1"), the expiry as a Unix-seconds string (or null for
 "never"), and one of four statuses; the mapping from billing's states is explicit here.
 
-Also the content answers (``get_live_categories``, ``get_live_streams``, ``get_short_epg``)
+Also the content answers (``get_live_*``, ``get_vod_*``, ``get_short_epg``)
 and the small rules of the stream URLs (catch-up start times, origin URL templates), with the
 field types apps parse: ids and timestamps as strings where Xtream sends strings.
 """
@@ -227,3 +227,83 @@ def catchup_source(template: str, values: Mapping[str, str], start: datetime, se
         return url
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}utc={utc}&duration={seconds}"
+
+
+# -- VOD (movies) ---------------------------------------------------------------------------
+MOVIE_EXTENSIONS = ("mp4", "mkv", "m3u8", "ts", "avi", "mov")
+DEFAULT_MOVIE_EXTENSION = "mp4"
+
+
+@dataclass(frozen=True, slots=True)
+class Movie:
+    """A VOD item as ``get_vod_streams`` lists it to one subscriber."""
+
+    stream_id: int
+    name: str
+    category: str
+    added: datetime
+    source_url: str
+    poster: str | None = None
+    year: int | None = None
+    duration_minutes: int | None = None
+
+    @property
+    def extension(self) -> str:
+        """What apps put after ``/movie/…/{id}.``: the source's own, when it is a known one."""
+        path = self.source_url.split("?", 1)[0].split("#", 1)[0]
+        ext = path.rpartition("/")[2].rpartition(".")[2].lower()
+        return ext if ext in MOVIE_EXTENSIONS else DEFAULT_MOVIE_EXTENSION
+
+
+def vod_categories(movies: Iterable[Movie]) -> list[dict[str, object]]:
+    names = dict.fromkeys(m.category for m in movies)
+    return [{"category_id": category_id(n), "category_name": n, "parent_id": 0} for n in names]
+
+
+def vod_streams(movies: Sequence[Movie], category: str | None = None) -> list[dict[str, object]]:
+    """``get_vod_streams`` entries (``num`` is the position in the whole list)."""
+    entries = []
+    for num, movie in enumerate(movies, start=1):
+        movie_category = category_id(movie.category)
+        if category is None or category == movie_category:
+            entries.append({
+                "num": num,
+                "name": movie.name,
+                "stream_type": "movie",
+                "stream_id": movie.stream_id,
+                "stream_icon": movie.poster or "",
+                "rating": "",
+                "rating_5based": 0,
+                "added": str(int(movie.added.timestamp())),
+                "category_id": movie_category,
+                "container_extension": movie.extension,
+                "custom_sid": "",
+                "direct_source": "",
+            })  # fmt: skip
+    return entries
+
+
+def vod_info(movie: Movie) -> dict[str, object]:
+    """``get_vod_info``: the details apps show, and ``movie_data`` to build the play URL."""
+    minutes = movie.duration_minutes or 0
+    return {
+        "info": {
+            "name": movie.name,
+            "movie_image": movie.poster or "",
+            "releasedate": "" if movie.year is None else str(movie.year),
+            "duration_secs": minutes * 60,
+            "duration": f"{minutes // 60:02d}:{minutes % 60:02d}:00",
+            "plot": "",
+            "genre": movie.category,
+            "rating": "",
+        },
+        "movie_data": {
+            "stream_id": movie.stream_id,
+            "name": movie.name,
+            "added": str(int(movie.added.timestamp())),
+            "category_id": category_id(movie.category),
+            "container_extension": movie.extension,
+            "custom_sid": "",
+            "direct_source": "",
+        },
+    }

@@ -4,7 +4,10 @@
 It is loaded once per tenant and then follows the tenant's transparency log: every change of a
 subscription (billing runs included) and of a credential is a log entry, and log indices
 commit in order, so reading the entries after the last one seen tells exactly which
-subscriptions to reload. The catalog (channels, packages) is reloaded on a slower schedule.
+subscriptions to reload. The catalog (channels, packages, PPV events, VOD items) is reloaded
+when its fingerprint moves, and on a slower schedule. PPV purchases and VOD rentals are
+``ppv_purchase`` / ``vod_rental`` entries about the subscription: they reload it like any other
+change, with its purchase and rental windows (rentals already over are left out).
 Readers see plain dictionaries; a single writer (``refresh``) replaces entries whole.
 """
 
@@ -20,9 +23,13 @@ from typing import TypeVar
 from iptv_billing.domain.catalog import BillingTerms
 from iptv_billing.domain.credentials import SecretHash
 from iptv_billing.domain.entitlement import Asset, AssetKind, Entitlement, entitlement_of
+from iptv_billing.domain.ppv import PpvEvent
+from iptv_billing.services.clock import Clock, SystemClock
+from iptv_billing.services.context import tenant_clock
 from iptv_billing.services.credentials import ACCESS_CREDENTIAL
 from iptv_billing.services.log_records import SUBSCRIPTION_STATE
 from iptv_billing.services.ports import UnitOfWork, UnitOfWorkFactory
+from iptv_billing.services.ppv_records import PPV_PURCHASE
 from iptv_billing.services.records import (
     ChannelRecord,
     CredentialRecord,
@@ -30,8 +37,9 @@ from iptv_billing.services.records import (
     SubscriptionRecord,
     TenantRecord,
 )
+from iptv_billing.services.vod_records import VOD_RENTAL, VodItemRecord
 
-FOLLOWED_KINDS = (SUBSCRIPTION_STATE, ACCESS_CREDENTIAL)
+FOLLOWED_KINDS = (SUBSCRIPTION_STATE, ACCESS_CREDENTIAL, PPV_PURCHASE, VOD_RENTAL)
 _PAGE = 10_000
 R = TypeVar("R")
 
@@ -64,6 +72,36 @@ class Catalog:
     by_code: dict[str, ChannelView]
     by_stream_id: dict[int, ChannelView]
     ordered: tuple[ChannelView, ...]  # by channel number, then code
+    # Scheduled (not cancelled) PPV events: by channel code (ordered by start), and by code.
+    ppv_by_channel: dict[str, tuple[PpvEvent, ...]] = field(default_factory=dict)
+    ppv_by_code: dict[str, PpvEvent] = field(default_factory=dict)
+    # VOD items: by code, by Xtream stream id (their own numbers), and ordered by stream id.
+    vod_by_code: dict[str, VodItemRecord] = field(default_factory=dict)
+    vod_by_stream_id: dict[int, VodItemRecord] = field(default_factory=dict)
+    vod_ordered: tuple[VodItemRecord, ...] = ()
+
+    def vod(self, stream: str) -> VodItemRecord | None:
+        """A VOD item by its Xtream stream id (digits) or its code."""
+        if stream.isdigit() and len(stream) <= 9:
+            return self.vod_by_stream_id.get(int(stream))
+        return self.vod_by_code.get(stream)
+
+    def ppv_at(
+        self, channel_code: str, at: datetime, aired_at: datetime | None = None
+    ) -> PpvEvent | None:
+        """The PPV event a channel is at ``at``: live, the latest started event whose viewing
+        window covers ``at``; a catch-up of ``aired_at``, the event that aired then."""
+        events = self.ppv_by_channel.get(channel_code)
+        if not events:
+            return None
+        if aired_at is not None:
+            return next((e for e in events if e.aired_during(aired_at)), None)
+        return next((e for e in reversed(events) if e.on_air(at)), None)
+
+    def next_ppv_start(self, channel_code: str, at: datetime) -> datetime | None:
+        """When the channel next turns into a PPV event (a "yes" must not be cached past it)."""
+        events = self.ppv_by_channel.get(channel_code, ())
+        return next((e.starts_at for e in events if e.starts_at > at), None)
 
 
 @dataclass
@@ -78,8 +116,9 @@ class TenantAccess:
 
 
 class AccessIndex:
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock | None = None) -> None:
         self._uow = uow_factory
+        self._clock = clock or SystemClock()  # only to leave rentals already over out
         self._tenants: dict[str, TenantAccess] = {}
         self._by_lookup: dict[tuple[str, str], KnownCredential] = {}
         self._by_id: dict[str, KnownCredential] = {}
@@ -147,6 +186,14 @@ class AccessIndex:
             changed += self._follow(tenant_id)
         return changed
 
+    def follow_now(self, tenant_id: str) -> None:
+        """Catch up with one tenant's log at once (after a write this process made, such as
+        a set-top box's purchase), instead of waiting for the follower's next pass."""
+        if tenant_id in self._tenants:
+            self._follow(tenant_id)
+        else:
+            self.load_tenant(tenant_id)
+
     def refresh_catalogs(self) -> None:
         """Reload every catalog (a safety net for changes the fingerprints cannot see)."""
         with self._uow(read_only=True) as uow:
@@ -179,10 +226,16 @@ class AccessIndex:
         tenant_id = access.tenant.id
         self._load_terms(uow, tenant_id, {s.terms_id for s in subs})
         creds = uow.credentials.of_subscriptions(tenant_id, [s.id for s in subs])
+        ids = [s.id for s in subs]
+        windows = uow.ppv.windows_of(tenant_id, ids)
+        # Rentals over by the tenant's now can never let anyone in again: not kept.
+        now = tenant_clock(access.tenant, self._clock).now()
+        rentals = uow.vod.windows_of(tenant_id, ids, now)
         for sub in subs:
             access.subscriptions[sub.id] = sub
+            bought = (*windows.get(sub.id, ()), *rentals.get(sub.id, ()))
             access.entitlements[sub.id] = entitlement_of(
-                sub.id, sub.state, self._terms[sub.terms_id]
+                sub.id, sub.state, self._terms[sub.terms_id], purchases=bought
             )
         self._apply_credentials(access, creds, {s.id for s in subs})
 
@@ -253,8 +306,22 @@ def _load_catalog(uow: UnitOfWork, tenant_id: str) -> Catalog:
             carried.setdefault(channel_id, set()).add(package.code)
     views = [ChannelView(c, frozenset(carried.get(c.id, ()))) for c in channels]
     views.sort(key=lambda v: (v.record.number, v.record.code))
+    codes = {c.id: c.code for c in channels}
+    events = sorted(
+        (r.event for r in uow.ppv.scheduled_events(tenant_id)), key=lambda e: e.starts_at
+    )
+    on_channel: dict[str, list[PpvEvent]] = {}
+    for event in events:
+        if event.channel_id in codes:
+            on_channel.setdefault(codes[event.channel_id], []).append(event)
+    items = tuple(uow.vod.all_items(tenant_id))
     return Catalog(
         by_code={v.record.code: v for v in views},
         by_stream_id={v.record.stream_id: v for v in views if v.record.stream_id is not None},
         ordered=tuple(views),
+        ppv_by_channel={code: tuple(found) for code, found in on_channel.items()},
+        ppv_by_code={e.code: e for e in events},
+        vod_by_code={i.code: i for i in items},
+        vod_by_stream_id={i.stream_id: i for i in items},
+        vod_ordered=items,
     )

@@ -18,7 +18,7 @@ from iptv_billing.services.ports import UnitOfWork
 
 @dataclass(frozen=True, slots=True)
 class Discrepancy:
-    check: str  # unbalanced_entry, wallet_mismatch, receivable_mismatch, numbering_gap
+    check: str  # unbalanced_entry, wallet/held/hold_mismatch, receivable_mismatch, numbering_gap
     subject: str  # the entry, customer or series concerned
     currency: str | None
     expected: int
@@ -69,9 +69,23 @@ def _compare(
 
 
 def _wallets(uow: UnitOfWork, tenant_id: str) -> list[Discrepancy]:
-    posted = uow.journal.balances_by_account(tenant_id, journal.WALLET_PREFIX)
-    from_journal = {(_customer_of(a), c): -total for (a, c), total in posted.items()}
-    return _compare("wallet_mismatch", from_journal, uow.wallets.balances(tenant_id))
+    """The wallet account holds what is spendable and the held account what holds reserve;
+    the kept balance is their sum, its pending part the sum of the pending holds."""
+    kept = uow.wallets.balances(tenant_id)
+    available = {key: balance - pending for key, (balance, pending) in kept.items()}
+    pending = {key: p for key, (_, p) in kept.items() if p}
+    return [
+        *_compare(
+            "wallet_mismatch", _credit_normal(uow, tenant_id, journal.WALLET_PREFIX), available
+        ),
+        *_compare("held_mismatch", _credit_normal(uow, tenant_id, journal.HELD_PREFIX), pending),
+        *_compare("hold_mismatch", uow.holds.pending_by_customer(tenant_id), pending),
+    ]
+
+
+def _credit_normal(uow: UnitOfWork, tenant_id: str, prefix: str) -> dict[tuple[str, str], int]:
+    posted = uow.journal.balances_by_account(tenant_id, prefix)
+    return {(_customer_of(a), c): -total for (a, c), total in posted.items() if total}
 
 
 def _receivables(uow: UnitOfWork, tenant_id: str) -> list[Discrepancy]:

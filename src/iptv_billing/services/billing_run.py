@@ -18,8 +18,9 @@ from datetime import datetime
 from iptv_billing.domain import billing
 from iptv_billing.domain.catalog import BillingTerms
 from iptv_billing.domain.errors import BillingError, Conflict, InvariantViolated
-from iptv_billing.domain.subscription import apply_events
-from iptv_billing.services import catalog, invoicing
+from iptv_billing.domain.invoice import InvoiceLine
+from iptv_billing.domain.subscription import SubscriptionEvent, apply_events
+from iptv_billing.services import catalog, invoicing, usage_billing, usage_invoices
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.context import Context, load_context
 from iptv_billing.services.ids import IdGenerator
@@ -87,11 +88,19 @@ class BillingRunner:
                 progress(claimed)
             if claimed < self._batch_size:
                 break
+        totals.invoices += self._usage_thresholds(tenant_id)
         self._dunning(run, totals)
         finished = self._finish(run, totals)
         if self._after_run is not None:
             self._after_run(tenant_id)
         return finished
+
+    def _usage_thresholds(self, tenant_id: str) -> int:
+        """Invoice early the usage that reached a plan's threshold (progressive billing)."""
+        with self._uow() as uow:
+            invoices = usage_invoices.invoice_thresholds(uow, self._context(uow, tenant_id))
+            uow.commit()
+        return len(invoices)
 
     def _context(self, uow: UnitOfWork, tenant_id: str) -> Context:
         return load_context(uow, tenant_id, self._clock, self._ids)
@@ -202,13 +211,18 @@ class BillingRunner:
         outcome = BatchOutcome()
         for sub in due:
             try:
-                self._plan_one(ctx, run, sub, outcome)
+                self._plan_one(uow, ctx, run, sub, outcome)
             except BillingError as error:
                 outcome.failures.append((sub.id, error.code, error.message))
         return outcome
 
     def _plan_one(
-        self, ctx: Context, run: BillingRunRecord, sub: SubscriptionRecord, outcome: BatchOutcome
+        self,
+        uow: UnitOfWork,
+        ctx: Context,
+        run: BillingRunRecord,
+        sub: SubscriptionRecord,
+        outcome: BatchOutcome,
     ) -> None:
         terms = self._terms[sub.terms_id]
         pending = self._terms.get(sub.pending_terms_id) if sub.pending_terms_id else None
@@ -223,11 +237,43 @@ class BillingRunner:
                 pending_terms_id=None,
             )
         in_force = pending if switched and pending else terms
-        for planned in result.invoices:
-            outcome.drafts.append(self._draft(ctx, renewed, planned, in_force))
+        usage = self._usage_in_arrears(uow, ctx, sub, terms, in_force, result)
+        # One usage tuple per planned invoice; with none planned, the final period's usage.
+        for planned, lines in zip(result.invoices, usage, strict=False):
+            billed = replace(planned, lines=planned.lines + lines)
+            outcome.drafts.append(self._draft(ctx, renewed, billed, in_force))
             outcome.due_days.append(in_force.payment_due_days)
+        if SubscriptionEvent.CANCELLED in result.events and not result.invoices and usage[0]:
+            final = billing.PlannedInvoice(sub.state.current_period, usage[0], terms.terms_hash)
+            reason = "subscription_final_usage"
+            outcome.drafts.append(self._draft(ctx, renewed, final, terms, reason, final.period.end))
+            outcome.due_days.append(terms.payment_due_days)
         outcome.renewed.append(renewed)
         outcome.transitions += len(result.events)
+
+    def _usage_in_arrears(
+        self,
+        uow: UnitOfWork,
+        ctx: Context,
+        sub: SubscriptionRecord,
+        terms: BillingTerms,
+        in_force: BillingTerms,
+        result: billing.RenewalResult,
+    ) -> list[tuple[InvoiceLine, ...]]:
+        """Usage lines per planned invoice: each bills the period that just ended (the first
+        under the terms it was used under) and the first also late events of the one before."""
+        if not (terms.usage_charges or in_force.usage_charges):
+            return [() for _ in result.invoices] or [()]
+        ended = [sub.state.current_period, *(p.period for p in result.invoices[:-1])]
+        per_invoice = [
+            usage_billing.unbilled_lines(uow, ctx.tenant_id, sub, terms if i == 0 else in_force, p)
+            for i, p in enumerate(ended)
+        ]
+        before = usage_billing.previous_period(ctx, sub.state, terms)
+        if before is not None:
+            late = usage_billing.unbilled_lines(uow, ctx.tenant_id, sub, terms, before)
+            per_invoice[0] = late + per_invoice[0]
+        return per_invoice
 
     def _draft(
         self,
@@ -235,6 +281,8 @@ class BillingRunner:
         sub: SubscriptionRecord,
         planned: billing.PlannedInvoice,
         terms: BillingTerms,
+        reason: str = "subscription_cycle",
+        cycle_start: datetime | None = None,
     ) -> InvoiceRecord:
         return invoicing.draft_record(
             ctx,
@@ -242,10 +290,10 @@ class BillingRunner:
                 customer_id=sub.customer_id,
                 currency=sub.state.currency,
                 lines=planned.lines,
-                billing_reason="subscription_cycle",
+                billing_reason=reason,
                 subscription_id=sub.id,
                 terms_hash=planned.terms_hash or terms.terms_hash,
-                cycle_start=planned.period.start,
+                cycle_start=cycle_start or planned.period.start,
                 period=planned.period,
             ),
         )

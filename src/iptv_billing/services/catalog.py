@@ -114,6 +114,7 @@ def _publish(
     effective = (cmd.effective_from or ctx.now()).astimezone(UTC)
     terms = build_terms(plan, cmd.terms, version, effective)
     _check_packages_exist(uow, ctx, terms)
+    _check_metrics_exist(uow, ctx, terms)
     record = TermsRecord(
         ctx.ids.new("terms"),
         ctx.tenant_id,
@@ -134,8 +135,12 @@ def build_terms(
     reserved = {"plan_code", "version", "effective_from"} & set(fields)
     if reserved:
         raise InvalidInput("terms.reserved_field", f"set by the service: {sorted(reserved)}")
+    usage_defaults: dict[str, Any] = (
+        {"usage_threshold": [], "usage_cap": []} if "usage_charges" in fields else {}
+    )
     document = {
         **_terms_defaults(),
+        **usage_defaults,
         **fields,
         "plan_code": plan.code,
         "version": version,
@@ -170,6 +175,22 @@ def _check_packages_exist(uow: UnitOfWork, ctx: Context, terms: BillingTerms) ->
     found = {p.code for p in uow.catalog.packages_by_code(ctx.tenant_id, sorted(codes))}
     if codes - found:
         raise InvalidInput("terms.unknown_packages", f"unknown packages: {sorted(codes - found)}")
+
+
+def _check_metrics_exist(uow: UnitOfWork, ctx: Context, terms: BillingTerms) -> None:
+    """Usage is charged on metrics the tenant defined, aggregated the way they were defined."""
+    if not terms.usage_charges:
+        return
+    known = uow.usage.metrics_by_code(ctx.tenant_id, [c.metric for c in terms.usage_charges])
+    for charge in terms.usage_charges:
+        metric = known.get(charge.metric)
+        if metric is None or metric.archived:
+            raise InvalidInput("terms.unknown_metric", f"no billable metric {charge.metric!r}")
+        if metric.aggregation != charge.aggregation:
+            raise InvalidInput(
+                "terms.aggregation_mismatch",
+                f"{charge.metric} is aggregated by {metric.aggregation}, not {charge.aggregation}",
+            )
 
 
 def get_plan(uow: UnitOfWork, ctx: Context, plan_id: str) -> PlanRecord:

@@ -228,6 +228,29 @@ def settle_from_wallet(
     return paid, payment
 
 
+def settle_open_from_wallet(
+    uow: UnitOfWork, ctx: Context, customer_id: str, currency: str
+) -> list[InvoiceRecord]:
+    """A prepaid (``charge_wallet``) customer's money arrived: pay what they owe from the
+    wallet, oldest due first, stopping at the first invoice it does not cover. Paying the last
+    overdue invoice reactivates a suspended subscription."""
+    customer = get_customer(uow, ctx, customer_id)
+    if customer.collection_method != "charge_wallet":
+        return []
+    paid: list[InvoiceRecord] = []
+    for invoice in uow.invoices.open_for_customer(ctx.tenant_id, customer_id):
+        if invoice.currency != currency:
+            continue
+        locked = get_invoice(uow, ctx, invoice.id, for_update=True)
+        if locked.amount_due_minor <= 0:
+            continue
+        settled, payment = settle_from_wallet(uow, ctx, locked, required=False)
+        if payment is None:
+            break
+        paid.append(settled)
+    return paid
+
+
 def new_payment(
     ctx: Context, customer_id: str, invoice_id: str | None, method: str, amount: Money, status: str
 ) -> PaymentRecord:

@@ -1,6 +1,7 @@
 """Payments: recorded (manual, bank transfer), from the wallet, or by card through a provider.
 
-A payment applies to one invoice; what exceeds the amount due is credited to the wallet.
+A payment applies to one invoice, or to none (an auto top-up: all of it is prepaid credit);
+what exceeds the amount due is credited to the wallet.
 Settling the last unpaid invoice of a past-due or suspended subscription reactivates it.
 """
 
@@ -83,6 +84,43 @@ def charge_card(
     return _settle_charge(uow, ctx, payment, charge)
 
 
+@dataclass(frozen=True, slots=True)
+class ChargeToWallet:
+    customer_id: str
+    amount: Money  # in the wallet's currency; all of it is credited to the wallet
+    payment_method: str  # a saved provider token
+    request_key: str  # stable per attempt: the provider deduplicates a retried charge on it
+    reference: str | None = None
+
+
+def charge_to_wallet(
+    uow: UnitOfWork, ctx: Context, provider: PaymentProvider, cmd: ChargeToWallet
+) -> PaymentRecord:
+    """Charge a saved payment method for prepaid credit (no invoice): a card payment, pending
+    until the provider confirms; confirmed, all of it is credited to the wallet."""
+    _check_amount(cmd.amount, cmd.amount.code)
+    provider_key = provider_idempotency_key(ctx.tenant_id, cmd.request_key)
+    existing = uow.payments.by_provider_key(ctx.tenant_id, provider_key)
+    if existing is not None:
+        return existing
+    charge = provider.charge(
+        idempotency_key=provider_key,
+        amount_minor=cmd.amount.minor,
+        currency=cmd.amount.code,
+        payment_method=cmd.payment_method,
+    )
+    payment = invoicing.new_payment(ctx, cmd.customer_id, None, "card", cmd.amount, "pending")
+    payment = replace(
+        payment,
+        provider=provider.name,
+        provider_payment_id=charge.id,
+        provider_idempotency_key=provider_key,
+        reference=cmd.reference,
+    )
+    uow.payments.add(payment)
+    return _settle_charge(uow, ctx, payment, charge)
+
+
 def refresh_card_payment(
     uow: UnitOfWork, ctx: Context, provider: PaymentProvider, payment_id: str
 ) -> PaymentRecord:
@@ -112,7 +150,12 @@ def _settle_charge(
         )
         uow.payments.update(failed)
         return failed
-    invoice = invoicing.get_invoice(uow, ctx, payment.invoice_id or "", for_update=True)
+    # A charge for no invoice (an auto top-up) is prepaid credit as a whole.
+    invoice = (
+        invoicing.get_invoice(uow, ctx, payment.invoice_id, for_update=True)
+        if payment.invoice_id
+        else None
+    )
     done = replace(payment, status="succeeded", updated_at=ctx.now())
     return _apply(uow, ctx, done, invoice, stored=True)
 
@@ -144,6 +187,8 @@ def _apply(
         paid = invoicing.apply_amount(invoice, applied.minor, ctx.now())
         uow.invoices.update(paid)
         invoicing.settle_subscription_if_clear(uow, ctx, paid)
+    if excess.minor:  # money in a prepaid wallet pays what its owner still owes
+        invoicing.settle_open_from_wallet(uow, ctx, payment.customer_id, payment.currency)
     return final
 
 

@@ -6,11 +6,15 @@ everything done through its repositories commits together on ``commit()`` or not
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
+from iptv_billing.domain.entitlement import Window
 from iptv_billing.domain.journal import JournalEntry
+from iptv_billing.domain.rating import Aggregation
+from iptv_billing.services.ppv_records import PpvEventRecord, PpvPurchaseRecord
 from iptv_billing.services.records import (
     AnchorRecord,
     ApiKeyRecord,
@@ -37,8 +41,11 @@ from iptv_billing.services.records import (
     SubscriptionRecord,
     TenantRecord,
     TermsRecord,
+    WalletHoldRecord,
     WalletRecord,
 )
+from iptv_billing.services.usage_records import EventRow, MetricRecord, StoredUsageEvent
+from iptv_billing.services.vod_records import VodItemRecord, VodRentalRecord
 
 
 class TenantRepository(Protocol):
@@ -99,6 +106,7 @@ class CatalogRepository(Protocol):
     def get_terms(self, tenant_id: str, terms_id: str) -> TermsRecord | None: ...
     def terms_by_ids(self, terms_ids: Sequence[str]) -> Sequence[TermsRecord]: ...
     def terms_of_plan(self, tenant_id: str, plan_id: str) -> Sequence[TermsRecord]: ...
+    def all_terms(self, tenant_id: str) -> Sequence[TermsRecord]: ...
 
 
 class CustomerRepository(Protocol):
@@ -135,6 +143,17 @@ class SubscriptionRepository(Protocol):
     ) -> Sequence[SubscriptionRecord]:
         """Subscriptions whose period (or trial) ended by ``now``, in id order, locked
         (SKIP LOCKED on PostgreSQL) so several workers can share a billing run."""
+        ...
+
+    def on_terms(
+        self,
+        tenant_id: str,
+        terms_ids: Sequence[str],
+        statuses: Sequence[str],
+        after: str | None,
+        limit: int,
+    ) -> Page[SubscriptionRecord]:
+        """Subscriptions billed under any of ``terms_ids`` in one of ``statuses``, by id."""
         ...
 
     def count_by_status(self, tenant_id: str) -> dict[str, int]: ...
@@ -185,6 +204,11 @@ class InvoiceRepository(Protocol):
         """(series, invoices numbered, highest number) per series."""
         ...
 
+    def usage_invoiced(self, tenant_id: str, subscription_id: str, period_start: datetime) -> int:
+        """What the subscription's billed invoices charged so far for the usage of the period
+        starting at ``period_start`` (usage lines, in minor units)."""
+        ...
+
 
 class WalletRepository(Protocol):
     def get(self, tenant_id: str, customer_id: str, currency: str) -> WalletRecord | None: ...
@@ -192,13 +216,28 @@ class WalletRepository(Protocol):
     def list(self, tenant_id: str, customer_id: str) -> Sequence[WalletRecord]: ...
     def credit(self, wallet_id: str, minor: int, at: datetime) -> int: ...
     def debit(self, wallet_id: str, minor: int, at: datetime) -> int | None:
-        """Atomically take ``minor`` if the balance covers it: the new balance, or None."""
+        """Atomically take ``minor`` if the available balance (not held) covers it: the new
+        balance, or None."""
         ...
 
     def totals(self, tenant_id: str) -> dict[str, int]: ...
-    def balances(self, tenant_id: str) -> dict[tuple[str, str], int]:
-        """(customer id, currency) → kept balance, for every wallet of the tenant."""
+    def balances(self, tenant_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """(customer id, currency) → (kept balance, pending), for every wallet of the tenant."""
         ...
+
+
+class WalletAutomationRepository(Protocol):
+    """Wallet automation settings and state, in guarded single statements."""
+
+    def lock(self, tenant_id: str, wallet_id: str) -> WalletRecord | None: ...
+    def save_settings(self, wallet: WalletRecord) -> None: ...
+    def low_balance_due(self, tenant_id: str, limit: int) -> Sequence[WalletRecord]: ...
+    def mark_notified(self, wallet_id: str) -> WalletRecord | None: ...
+    def clear_recovered(self, tenant_id: str) -> int: ...
+    def top_up_candidates(self, tenant_id: str, now: datetime, limit: int) -> Sequence[str]: ...
+    def end_recovered_backoffs(self, tenant_id: str) -> int: ...
+    def start_top_up(self, wallet_id: str, attempt: int, payment_id: str) -> bool: ...
+    def finish_top_up(self, wallet_id: str, payment_id: str, retry_at: datetime | None) -> bool: ...
 
 
 class JournalRepository(Protocol):
@@ -420,6 +459,191 @@ class ProvisioningRepository(Protocol):
         ...
 
 
+class WalletHoldRepository(Protocol):
+    """Two-phase reservations. Every move of ``pending`` is one guarded statement, and a hold
+    leaves ``pending`` only through ``resolve``, which succeeds once."""
+
+    def reserve(self, hold: WalletHoldRecord) -> bool:
+        """Add the hold to its wallet's pending if the available balance covers it, and store
+        it; False (nothing written) when it does not."""
+        ...
+
+    def resolve(self, hold: WalletHoldRecord, status: str, posted_minor: int, at: datetime) -> bool:
+        """End a pending hold: release it from pending and take ``posted_minor`` from the
+        balance. False, changing nothing, when the hold was no longer pending."""
+        ...
+
+    def get(self, tenant_id: str, hold_id: str) -> WalletHoldRecord | None: ...
+    def list(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        limit: int,
+        after: str | None,
+        status: str | None = None,
+    ) -> Page[WalletHoldRecord]: ...
+    def lapsed(self, tenant_id: str, now: datetime, limit: int) -> Sequence[WalletHoldRecord]:
+        """Pending holds whose time ran out, oldest first."""
+        ...
+
+    def pending_by_customer(self, tenant_id: str) -> dict[tuple[str, str], int]:
+        """(customer id, currency) → sum of pending holds, for the books check."""
+        ...
+
+
+class UsageRepository(Protocol):
+    """Billable metrics and usage events (issue 5)."""
+
+    def add_metric(self, metric: MetricRecord) -> None:
+        """Store a new metric; ``Conflict(metric.duplicate_code)`` when the code is taken."""
+        ...
+
+    def get_metric(self, tenant_id: str, metric_id: str) -> MetricRecord | None: ...
+    def list_metrics(self, tenant_id: str, limit: int, after: str | None) -> Page[MetricRecord]: ...
+    def metrics_by_code(self, tenant_id: str, codes: Sequence[str]) -> dict[str, MetricRecord]: ...
+    def set_archived(self, tenant_id: str, metric_id: str, archived: bool) -> None: ...
+    def known_customers(self, tenant_id: str, customer_ids: Sequence[str]) -> set[str]:
+        """Those of ``customer_ids`` that are customers of the tenant."""
+        ...
+
+    def subscription_customers(
+        self, tenant_id: str, subscription_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """Subscription id → its customer id, for those of ``subscription_ids`` that exist."""
+        ...
+
+    def live_subscriptions(
+        self, tenant_id: str, customer_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """Customer id → its subscriptions not cancelled or expired."""
+        ...
+
+    def insert_new_events(
+        self, tenant_id: str, batch_id: str, received_at: datetime, events: Sequence[EventRow]
+    ) -> set[str]:
+        """Store the events whose id the tenant has not stored yet; the ids that were stored.
+        Exact under concurrency: a unique key decides, so of two batches racing with the
+        same id exactly one stores it. ``events`` hold distinct ids."""
+        ...
+
+    def events_of_batch(self, tenant_id: str, batch_id: str) -> Sequence[StoredUsageEvent]: ...
+    def count_events(self, tenant_id: str) -> int: ...
+
+    def period_totals(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        subscription_id: str,
+        metrics: Mapping[str, Aggregation],
+        start: datetime,
+        end: datetime,
+    ) -> dict[str, Decimal]:
+        """Metric code → the aggregate of the subscription's events in ``[start, end)``."""
+        ...
+
+
+class PpvRepository(Protocol):
+    """Pay-per-view events, rentals and purchases (issue 5)."""
+
+    def add_event(self, event: PpvEventRecord) -> None:
+        """Conflict ``ppv.duplicate_code`` when the tenant has an event with that code."""
+        ...
+
+    def get_event(
+        self, tenant_id: str, event_id: str, *, for_update: bool = False
+    ) -> PpvEventRecord | None: ...
+    def event_by_code(self, tenant_id: str, code: str) -> PpvEventRecord | None: ...
+    def list_events(
+        self, tenant_id: str, limit: int, after: str | None, status: str | None = None
+    ) -> Page[PpvEventRecord]: ...
+    def scheduled_events(self, tenant_id: str) -> Sequence[PpvEventRecord]:
+        """Every event not cancelled: what the authorization index holds."""
+        ...
+
+    def take_seat(self, event_id: str) -> bool:
+        """``sold += 1`` if the event is scheduled and below capacity, in one statement."""
+        ...
+
+    def release_seat(self, event_id: str) -> None: ...
+    def cancel_event(self, tenant_id: str, event_id: str, at: datetime) -> bool:
+        """scheduled → cancelled; False when it was cancelled already."""
+        ...
+
+    def cancelled_with_paid(self, tenant_id: str) -> Sequence[str]:
+        """Ids of cancelled events that still have paid (unrefunded) purchases."""
+        ...
+
+    def add_purchase(self, purchase: PpvPurchaseRecord) -> None:
+        """Conflict ``ppv.already_purchased`` when the subscription bought the event."""
+        ...
+
+    def get_purchase(self, tenant_id: str, purchase_id: str) -> PpvPurchaseRecord | None: ...
+    def purchase_of(
+        self, tenant_id: str, event_id: str, subscription_id: str
+    ) -> PpvPurchaseRecord | None: ...
+    def list_purchases(
+        self,
+        tenant_id: str,
+        limit: int,
+        after: str | None,
+        *,
+        event_id: str | None = None,
+        subscription_id: str | None = None,
+    ) -> Page[PpvPurchaseRecord]: ...
+    def paid_purchases(
+        self, tenant_id: str, event_id: str, limit: int
+    ) -> Sequence[PpvPurchaseRecord]: ...
+    def mark_refunded(self, purchase_id: str, at: datetime) -> bool:
+        """paid → refunded in one guarded statement; False when it was not paid."""
+        ...
+
+    def windows_of(
+        self, tenant_id: str, subscription_ids: Sequence[str]
+    ) -> dict[str, tuple[Window, ...]]:
+        """Per subscription, the viewing windows of its paid purchases of scheduled events."""
+        ...
+
+
+class VodRepository(Protocol):
+    """VOD items and their rentals (issue 5)."""
+
+    def next_stream_id(self, tenant_id: str) -> int:
+        """The next Xtream number of the tenant's VOD items (apart from channels')."""
+        ...
+
+    def add_item(self, record: VodItemRecord) -> None:
+        """Conflict ``vod.duplicate_code`` when the tenant has an item with that code."""
+        ...
+
+    def get_item(self, tenant_id: str, item_id: str) -> VodItemRecord | None: ...
+    def item_by_code(self, tenant_id: str, code: str) -> VodItemRecord | None: ...
+    def list_items(self, tenant_id: str, limit: int, after: str | None) -> Page[VodItemRecord]: ...
+    def all_items(self, tenant_id: str) -> Sequence[VodItemRecord]:
+        """Every item, by stream id: what the authorization index holds."""
+        ...
+
+    def add_rental(self, rental: VodRentalRecord) -> None: ...
+    def get_rental(self, tenant_id: str, rental_id: str) -> VodRentalRecord | None: ...
+    def current_rental(
+        self, tenant_id: str, item_id: str, subscription_id: str, at: datetime
+    ) -> VodRentalRecord | None:
+        """A paid rental of the item by the subscription whose window covers ``at``."""
+        ...
+
+    def list_rentals(
+        self, tenant_id: str, limit: int, after: str | None, *, subscription_id: str
+    ) -> Page[VodRentalRecord]: ...
+    def mark_refunded(self, rental_id: str, at: datetime) -> bool:
+        """paid → refunded in one guarded statement; False when it was not paid."""
+        ...
+
+    def windows_of(
+        self, tenant_id: str, subscription_ids: Sequence[str], at: datetime
+    ) -> dict[str, tuple[Window, ...]]:
+        """Per subscription, the windows of its paid rentals not ended by ``at``."""
+        ...
+
+
 class UnitOfWork(Protocol):
     tenants: TenantRepository
     api_keys: ApiKeyRepository
@@ -436,6 +660,11 @@ class UnitOfWork(Protocol):
     credentials: CredentialRepository
     guide: GuideRepository
     provisioning: ProvisioningRepository
+    holds: WalletHoldRepository
+    usage: UsageRepository
+    ppv: PpvRepository
+    wallet_automation: WalletAutomationRepository
+    vod: VodRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

@@ -165,6 +165,39 @@ class WalletRecord:
     currency: str
     balance_minor: int
     updated_at: datetime
+    pending_minor: int = 0  # held by pending holds; still part of the balance
+    # Automation settings (migration 0011); amounts in this wallet's currency.
+    low_balance_threshold_minor: int | None = None
+    auto_top_up_below_minor: int | None = None
+    auto_top_up_amount_minor: int | None = None
+    auto_top_up_payment_method: str | None = None
+    # Automation state: notified of this crossing; the auto top-up in flight and its counter.
+    low_balance_notified: bool = False
+    auto_top_up_attempt: int = 0
+    auto_top_up_payment_id: str | None = None
+    auto_top_up_retry_at: datetime | None = None
+
+    @property
+    def available_minor(self) -> int:
+        return self.balance_minor - self.pending_minor
+
+
+@dataclass(frozen=True, slots=True)
+class WalletHoldRecord:
+    id: str
+    tenant_id: str
+    wallet_id: str
+    customer_id: str
+    currency: str
+    amount_minor: int
+    posted_minor: int
+    status: str  # domain.wallet_holds.HoldStatus
+    purpose: str
+    reference: str | None
+    description: str
+    created_at: datetime
+    expires_at: datetime
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +372,7 @@ class ProvisioningDeliveryRecord:
     id: str
     tenant_id: str
     target_id: str
-    subscription_id: str
+    subscription_id: str | None  # None for customer-level events (wallet notices)
     event_type: str
     log_index: int
     payload: str  # JSON, never a secret

@@ -4,15 +4,25 @@ Credential → subscription's entitlement (from the in-memory ``AccessIndex``) �
 ``decide`` → the session registry (connection limit, heartbeats). No database read happens on
 this path. Failed logins count against the caller's IP (``GuessLimiter``); a blocked IP is
 refused before its credentials are even looked at, so guessing gains nothing.
+
+A channel carrying a pay-per-view event *is* that event (``Asset(PPV, code)``) during its
+viewing window: only a purchase covering now lets a viewer in, and a blacked-out country is
+refused. Outside the window the channel is its packages' again. A "yes" is never cached past
+the moment the answer could change (the window's end, or the next event's start).
+
+A VOD play (``AssetKind.VOD``) names a VOD item (its own Xtream numbers, apart from channels'):
+its packages let a viewer in, and so does a rental whose window covers now; a "yes" given by
+a rental is not cached past the rental's end.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from iptv_billing.domain.credentials import normalise_mac
 from iptv_billing.domain.entitlement import (
+    Asset,
     AssetKind,
     Decision,
     Entitlement,
@@ -21,11 +31,14 @@ from iptv_billing.domain.entitlement import (
     decide,
 )
 from iptv_billing.domain.errors import InvalidInput
+from iptv_billing.domain.ppv import PpvEvent
 from iptv_billing.domain.sessions import OverLimit, Session
+from iptv_billing.domain.vod import rented
 from iptv_billing.services.access_index import AccessIndex, ChannelView, KnownCredential
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.credentials import DEVICE, LINE, TOKEN, token_lookup
 from iptv_billing.services.stream_ports import GuessLimiter, SessionRegistry
+from iptv_billing.services.vod_records import VodItemRecord
 
 _MAX_LOGIN = 128
 
@@ -54,7 +67,7 @@ class Presented:
 @dataclass(frozen=True, slots=True)
 class PlayRequest:
     presented: Presented | None
-    stream: str  # a channel code or an Xtream numeric stream id
+    stream: str  # a channel (or, for VOD, an item) code or Xtream numeric stream id
     ip: str
     kind: AssetKind = AssetKind.LIVE
     session_id: str | None = None  # the server's own stable id; None: a check without a session
@@ -69,6 +82,7 @@ class PlayAnswer:
     credential: KnownCredential | None = None
     channel: ChannelView | None = None
     dropped: tuple[Session, ...] = ()  # sessions the server should end now
+    vod: VodItemRecord | None = None  # the item of a VOD play
 
     @property
     def allowed(self) -> bool:
@@ -176,6 +190,10 @@ class StreamAuthorizer:
             return catalog.by_stream_id.get(int(stream))
         return catalog.by_code.get(stream)
 
+    def vod_item(self, credential: KnownCredential, stream: str) -> VodItemRecord | None:
+        access = self.index.tenant(credential.tenant_id)
+        return None if access is None else access.catalog.vod(stream)
+
     # -- plays --------------------------------------------------------------------------------
     def authorize(self, request: PlayRequest) -> PlayAnswer:
         """A new play (or a check without a session, when ``session_id`` is None)."""
@@ -197,25 +215,86 @@ class StreamAuthorizer:
         if isinstance(found, Reason):
             return _refused(found)
         entitlement = self._entitlement(found)
-        channel = self.channel(found, request.stream)
         if entitlement is None:
             return _refused(Reason.UNKNOWN_CREDENTIAL, found)
+        if request.kind is AssetKind.VOD:
+            return self._play_vod(request, found, entitlement, heartbeat=heartbeat)
+        channel = self.channel(found, request.stream)
         if channel is None:
             return _refused(Reason.UNKNOWN_STREAM, found)
         now = self.now_for(found.tenant_id)
-        asset = channel.asset(request.kind, request.aired_at)
+        event = self._ppv(found, channel, request, now)
+        if event is not None and event.blacked_out(request.country):
+            return _refused(Reason.COUNTRY_NOT_ALLOWED, found)
+        if event is not None:
+            asset = Asset(AssetKind.PPV, event.code)
+        else:
+            asset = channel.asset(request.kind, request.aired_at)
         # Everything but the connection limit, which the session registry decides atomically.
         ask = Request(asset, now, request.country, is_known_session=True)
         decision = decide(entitlement, ask)
+        if decision.allowed:
+            decision = self._cap_cache(decision, found, channel, event, now)
         if not decision.allowed or request.session_id is None:
             return PlayAnswer(decision, found, channel)
         return self._admit(request, found, channel, decision, now, heartbeat=heartbeat)
+
+    def _play_vod(
+        self,
+        request: PlayRequest,
+        credential: KnownCredential,
+        entitlement: Entitlement,
+        *,
+        heartbeat: bool,
+    ) -> PlayAnswer:
+        item = self.vod_item(credential, request.stream)
+        if item is None:
+            return _refused(Reason.UNKNOWN_STREAM, credential)
+        now = self.now_for(credential.tenant_id)
+        asset = item.item.asset()
+        decision = decide(entitlement, Request(asset, now, request.country, is_known_session=True))
+        window = rented(entitlement.purchases, asset.code, now)
+        if decision.allowed and window is not None and not asset.packages & entitlement.packages:
+            # Let in by the rental alone: no cached "yes" outlives it.
+            decision = replace(decision, cache_for=min(decision.cache_for, window.end - now))
+        if not decision.allowed or request.session_id is None:
+            return PlayAnswer(decision, credential, vod=item)
+        answer = self._admit(request, credential, None, decision, now, heartbeat=heartbeat)
+        return replace(answer, vod=item)
+
+    def _ppv(
+        self, credential: KnownCredential, channel: ChannelView, request: PlayRequest, now: datetime
+    ) -> PpvEvent | None:
+        access = self.index.tenant(credential.tenant_id)
+        if access is None or request.kind not in (AssetKind.LIVE, AssetKind.CATCHUP):
+            return None
+        aired = request.aired_at if request.kind is AssetKind.CATCHUP else None
+        return access.catalog.ppv_at(channel.record.code, now, aired)
+
+    def _cap_cache(
+        self,
+        decision: Decision,
+        credential: KnownCredential,
+        channel: ChannelView,
+        event: PpvEvent | None,
+        now: datetime,
+    ) -> Decision:
+        """No cached "yes" outlives the PPV window it was given in, or reaches into the next
+        event's start on this channel."""
+        if event is not None:
+            boundary: datetime | None = event.viewing_ends_at
+        else:
+            access = self.index.tenant(credential.tenant_id)
+            boundary = access.catalog.next_ppv_start(channel.record.code, now) if access else None
+        if boundary is None or boundary - now >= decision.cache_for:
+            return decision
+        return replace(decision, cache_for=max(timedelta(0), boundary - now))
 
     def _admit(
         self,
         request: PlayRequest,
         credential: KnownCredential,
-        channel: ChannelView,
+        channel: ChannelView | None,
         decision: Decision,
         now: datetime,
         *,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from iptv_billing.domain import journal
-from iptv_billing.domain.errors import InsufficientFunds, InvalidInput
+from iptv_billing.domain.errors import InsufficientFunds, InvalidInput, InvariantViolated
 from iptv_billing.domain.money import Money
 from iptv_billing.services import invoicing
 from iptv_billing.services.context import Context
@@ -43,16 +43,16 @@ def _checked(uow: UnitOfWork, ctx: Context, customer_id: str, amount: Money) -> 
 
 
 def top_up(uow: UnitOfWork, ctx: Context, cmd: TopUp) -> WalletRecord:
+    """Credit the wallet; a prepaid customer's open invoices are then paid from it."""
     if cmd.method not in TOP_UP_METHODS:
         raise InvalidInput("wallet.invalid_method", f"use one of {TOP_UP_METHODS}")
     _checked(uow, ctx, cmd.customer_id, cmd.amount)
     wallet = invoicing.ensure_wallet(uow, ctx, cmd.customer_id, cmd.amount.code)
-    balance = uow.wallets.credit(wallet.id, cmd.amount.minor, ctx.now())
+    uow.wallets.credit(wallet.id, cmd.amount.minor, ctx.now())
     entry = journal.wallet_topped_up(cmd.customer_id, cmd.method, cmd.amount)
     post_journal(uow, ctx, [(ctx.ids.new("je"), entry, wallet.id)])
-    return WalletRecord(
-        wallet.id, ctx.tenant_id, cmd.customer_id, cmd.amount.code, balance, ctx.now()
-    )
+    invoicing.settle_open_from_wallet(uow, ctx, cmd.customer_id, cmd.amount.code)
+    return _reread(uow, ctx, cmd.customer_id, cmd.amount.code)
 
 
 def debit(uow: UnitOfWork, ctx: Context, cmd: DebitWallet) -> WalletRecord:
@@ -71,9 +71,15 @@ def debit(uow: UnitOfWork, ctx: Context, cmd: DebitWallet) -> WalletRecord:
         memo=cmd.description[:500],
     )
     post_journal(uow, ctx, [(ctx.ids.new("je"), entry, wallet.id)])
-    return WalletRecord(
-        wallet.id, ctx.tenant_id, cmd.customer_id, cmd.amount.code, balance, ctx.now()
-    )
+    return _reread(uow, ctx, cmd.customer_id, cmd.amount.code)
+
+
+def _reread(uow: UnitOfWork, ctx: Context, customer_id: str, currency: str) -> WalletRecord:
+    # Read back in the same transaction: the row is locked by our update, so pending is current.
+    wallet = uow.wallets.get(ctx.tenant_id, customer_id, currency)
+    if wallet is None:  # pragma: no cover - written just above
+        raise InvariantViolated(f"wallet of {customer_id} vanished")
+    return wallet
 
 
 def wallets_of(uow: UnitOfWork, ctx: Context, customer_id: str) -> Sequence[WalletRecord]:
@@ -82,12 +88,15 @@ def wallets_of(uow: UnitOfWork, ctx: Context, customer_id: str) -> Sequence[Wall
 
 
 def wallet_discrepancies(uow: UnitOfWork, ctx: Context, customer_id: str) -> list[str]:
-    """Currencies whose kept balance differs from the journal (credit-normal: balance = -sum)."""
+    """Currencies whose kept balance or held part differs from the journal (credit-normal)."""
     bad = []
     for wallet in uow.wallets.list(ctx.tenant_id, customer_id):
-        posted = uow.journal.account_balance(
+        spendable = -uow.journal.account_balance(
             ctx.tenant_id, journal.wallet(customer_id), wallet.currency
         )
-        if -posted != wallet.balance_minor:
+        held = -uow.journal.account_balance(
+            ctx.tenant_id, journal.held(customer_id), wallet.currency
+        )
+        if (spendable, held) != (wallet.available_minor, wallet.pending_minor):
             bad.append(wallet.currency)
     return bad

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -291,13 +292,56 @@ class Wallet(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "currency"),
         CheckConstraint("balance_minor >= 0", name="never_negative"),
+        # Held money is part of the balance, so available = balance - pending is never negative.
+        CheckConstraint(
+            "pending_minor >= 0 AND pending_minor <= balance_minor", name="pending_covered"
+        ),
+        # Wallet automation (0011): auto top-up settings come whole; amounts are positive.
+        CheckConstraint(
+            "(auto_top_up_below_minor IS NULL) = (auto_top_up_amount_minor IS NULL) AND "
+            "(auto_top_up_below_minor IS NULL) = (auto_top_up_payment_method IS NULL)",
+            name="auto_top_up_whole",
+        ),
+        CheckConstraint(
+            "(low_balance_threshold_minor IS NULL OR low_balance_threshold_minor > 0) AND "
+            "(auto_top_up_below_minor IS NULL OR auto_top_up_below_minor > 0) AND "
+            "(auto_top_up_amount_minor IS NULL OR auto_top_up_amount_minor > 0)",
+            name="automation_positive",
+        ),
+        CheckConstraint("auto_top_up_attempt >= 0", name="auto_top_up_attempt"),
+        # The recurring pass reads only the wallets that have a setting (partial indexes).
+        Index(
+            "ix_wallets_low_balance",
+            "tenant_id",
+            "low_balance_notified",
+            sqlite_where=text("low_balance_threshold_minor IS NOT NULL"),
+            postgresql_where=text("low_balance_threshold_minor IS NOT NULL"),
+        ),
+        Index(
+            "ix_wallets_auto_top_up",
+            "tenant_id",
+            sqlite_where=text("auto_top_up_below_minor IS NOT NULL"),
+            postgresql_where=text("auto_top_up_below_minor IS NOT NULL"),
+        ),
     )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
     currency: Mapped[str] = mapped_column(Currency)
     balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(Moment)
+    # Wallet automation (migration 0011): settings, then the state the recurring pass keeps.
+    low_balance_threshold_minor: Mapped[int | None] = mapped_column(BigInteger)
+    auto_top_up_below_minor: Mapped[int | None] = mapped_column(BigInteger)
+    auto_top_up_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    auto_top_up_payment_method: Mapped[str | None] = mapped_column(String(100))
+    low_balance_notified: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    auto_top_up_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    auto_top_up_payment_id: Mapped[str | None] = mapped_column(String(40))
+    auto_top_up_retry_at: Mapped[datetime | None] = mapped_column(Moment)
 
 
 class JournalEntry(Base):
@@ -565,7 +609,8 @@ class ProvisioningDelivery(Base):
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     target_id: Mapped[str] = mapped_column(ForeignKey("provisioning_targets.id"))
-    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    # None for customer-level webhook events (wallet notices, migration 0011).
+    subscription_id: Mapped[str | None] = mapped_column(ForeignKey("subscriptions.id"))
     event_type: Mapped[str] = mapped_column(String(40))
     log_index: Mapped[int] = mapped_column(BigInteger)  # the entry that caused it (or last)
     payload: Mapped[str] = mapped_column(Text)  # JSON; never a secret
@@ -611,3 +656,264 @@ class ProvisioningPanelLine(Base):
     remote_username: Mapped[str] = mapped_column(String(64))
     sealed_password: Mapped[str | None] = mapped_column(Text)  # None for set-top boxes
     synced_at: Mapped[datetime] = mapped_column(Moment)
+
+
+# -- wallet holds (migration 0008) -------------------------------------------------------------
+HOLD_STATUSES = ("pending", "posted", "voided", "expired")
+
+
+class WalletHold(Base):
+    """A two-phase reservation: pending until posted (part or all), voided or expired, once."""
+
+    __tablename__ = "wallet_holds"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="positive"),
+        CheckConstraint("posted_minor >= 0 AND posted_minor <= amount_minor", name="posted_within"),
+        CheckConstraint(_in("status", HOLD_STATUSES), name="status"),
+        CheckConstraint("(status = 'pending') = (resolved_at IS NULL)", name="resolved"),
+        Index("ix_wallet_holds_due", "status", "expires_at"),
+        Index("ix_wallet_holds_customer", "tenant_id", "customer_id", "id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    wallet_id: Mapped[str] = mapped_column(ForeignKey("wallets.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(Currency)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    posted_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10))
+    purpose: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    expires_at: Mapped[datetime] = mapped_column(Moment)
+    resolved_at: Mapped[datetime | None] = mapped_column(Moment)
+
+
+# -- usage metering (migration 0009) -----------------------------------------------------------
+METRIC_AGGREGATIONS = ("count", "sum", "max", "unique_count", "latest")
+
+
+def _bytewise(length: int) -> String:
+    """A key compared byte by byte on PostgreSQL (``COLLATE "C"``): its B-tree then inserts
+    and probes at twice the speed of one under a libc locale."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+class BillableMetric(Base):
+    """What a tenant meters (viewing seconds, GB delivered, VOD plays) and how a period's
+    events of it add up; its code is what usage events name."""
+
+    __tablename__ = "billable_metrics"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        CheckConstraint(_in("aggregation", METRIC_AGGREGATIONS), name="aggregation"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code: Mapped[str] = mapped_column(Code)
+    name: Mapped[str] = mapped_column(String(200))
+    aggregation: Mapped[str] = mapped_column(String(20))
+    unit: Mapped[str] = mapped_column(String(40))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class UsageEvent(Base):
+    """One accepted usage event. The primary key is the dedup key: a client's event id is
+    stored once per tenant, however often and however concurrently it is sent.
+
+    No foreign keys, as on ``log_entries``: ingestion checks customer and metric per batch,
+    and a per-row check would cost more than the rest of the insert at 150,000 rows a second.
+    ``value_scaled`` is the value × 10**6, exact on both engines (SQLite has no exact
+    NUMERIC). ``batch_id`` names the batch whose log entry commits to the event.
+    """
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        CheckConstraint("value_scaled >= 0", name="value_non_negative"),
+        # Rating reads a period's events: BRIN on PostgreSQL (events arrive roughly in time
+        # order) costs ingestion next to nothing, where a B-tree on (customer, metric, time)
+        # halved it in ``bench ingest``.
+        Index("ix_usage_events_occurred_at", "occurred_at", postgresql_using="brin"),
+        # What rating reads: one subscription's events of one metric over a period.
+        Index(
+            "ix_usage_events_rating",
+            "tenant_id",
+            "subscription_id",
+            "metric_code",
+            "occurred_at",
+        ),
+    )
+    tenant_id: Mapped[str] = mapped_column(_bytewise(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(_bytewise(128), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(Id)
+    customer_id: Mapped[str] = mapped_column(Id)
+    metric_code: Mapped[str] = mapped_column(Code)
+    value_scaled: Mapped[int] = mapped_column(BigInteger)
+    unique_key: Mapped[str | None] = mapped_column(String(128))
+    subscription_id: Mapped[str | None] = mapped_column(Id)
+    occurred_at: Mapped[datetime] = mapped_column(Moment)
+    received_at: Mapped[datetime] = mapped_column(Moment)
+    properties: Mapped[str | None] = mapped_column(Text)  # JSON object, at most 1 KiB
+
+
+# -- pay-per-view (migration 0010) -------------------------------------------------------------
+PPV_STATUSES = ("scheduled", "cancelled")
+PPV_PURCHASE_STATUSES = ("paid", "refunded")
+PPV_METHODS = ("wallet", "card", "manual", "bank_transfer")
+
+
+class PpvEvent(Base):
+    """A pay-per-view event on a channel. ``sold`` counts paid purchases; it moves only in
+    guarded single statements, so that concurrent buyers never pass ``capacity``.
+    ``updated_at`` changes on creation and cancellation only: the authorization index
+    reloads the catalog when it moves."""
+
+    __tablename__ = "ppv_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        CheckConstraint(_in("status", PPV_STATUSES), name="status"),
+        CheckConstraint("ends_at > starts_at", name="window"),
+        CheckConstraint("replay_hours >= 0", name="replay"),
+        CheckConstraint("sold >= 0", name="sold_non_negative"),
+        CheckConstraint(
+            "capacity IS NULL OR (capacity >= 1 AND sold <= capacity)", name="capacity"
+        ),
+        Index("ix_ppv_events_tenant_status", "tenant_id", "status"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code: Mapped[str] = mapped_column(Code)
+    name: Mapped[str] = mapped_column(String(200))
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.id"))
+    starts_at: Mapped[datetime] = mapped_column(Moment)
+    ends_at: Mapped[datetime] = mapped_column(Moment)
+    sale_starts_at: Mapped[datetime | None] = mapped_column(Moment)
+    sale_ends_at: Mapped[datetime] = mapped_column(Moment)
+    replay_hours: Mapped[int] = mapped_column(Integer, default=0)
+    blackout_countries: Mapped[str] = mapped_column(String(1000), default="")  # "FR,DE"
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    sold: Mapped[int] = mapped_column(Integer, default=0)
+    discounts: Mapped[str] = mapped_column(Text, default="[]")  # JSON, minor units
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class PpvPrice(Base):
+    __tablename__ = "ppv_prices"
+    __table_args__ = (CheckConstraint("amount_minor >= 0", name="non_negative"),)
+    event_id: Mapped[str] = mapped_column(ForeignKey("ppv_events.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(Currency, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class PpvPurchase(Base):
+    """One subscription's purchase of one event (once: UNIQUE), refunded at most once
+    (``status`` moves paid → refunded in a guarded update)."""
+
+    __tablename__ = "ppv_purchases"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscription_id"),
+        CheckConstraint(_in("status", PPV_PURCHASE_STATUSES), name="status"),
+        CheckConstraint(_in("method", PPV_METHODS), name="method"),
+        CheckConstraint("amount_minor >= 0", name="non_negative"),
+        CheckConstraint("(status = 'refunded') = (refunded_at IS NOT NULL)", name="refunded"),
+        Index("ix_ppv_purchases_subscription", "tenant_id", "subscription_id"),
+        Index("ix_ppv_purchases_event_status", "event_id", "status"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("ppv_events.id"))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(Currency)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    refunded_at: Mapped[datetime | None] = mapped_column(Moment)
+
+
+# -- wallet automation (migration 0011) ----------------------------------------------------------
+# Columns, checks and partial indexes on ``Wallet`` (above); ``provisioning_deliveries``
+# rows may have no subscription (customer-level webhook events such as wallet notices).
+
+
+# -- VOD rentals (migration 0012) ---------------------------------------------------------------
+VOD_RENTAL_STATUSES = ("paid", "refunded")
+
+
+class VodItem(Base):
+    """A VOD item. ``stream_id`` is its Xtream number, a sequence of its own per tenant
+    (``/movie/…`` URLs and ``get_vod_*`` never mix with live ids). ``packages`` are codes,
+    comma-joined; ``rental_hours`` is NULL when the item is not for rent. ``updated_at``
+    moves on every change: the authorization index reloads the catalog when it does."""
+
+    __tablename__ = "vod_items"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        CheckConstraint(
+            "rental_hours IS NULL OR (rental_hours >= 1 AND rental_hours <= 720)",
+            name="rental_hours",
+        ),
+        CheckConstraint("stream_id >= 1", name="stream_id_positive"),
+        Index("uq_vod_items_stream_id", "tenant_id", "stream_id", unique=True),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code: Mapped[str] = mapped_column(Code)
+    name: Mapped[str] = mapped_column(String(200))
+    stream_id: Mapped[int] = mapped_column(Integer)
+    source_url: Mapped[str] = mapped_column(String(1000))
+    category: Mapped[str] = mapped_column(String(100))
+    poster_url: Mapped[str | None] = mapped_column(String(1000))
+    year: Mapped[int | None] = mapped_column(Integer)
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    packages: Mapped[str] = mapped_column(String(2000), default="")  # "basic,movies"
+    rental_hours: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class VodPrice(Base):
+    __tablename__ = "vod_prices"
+    __table_args__ = (CheckConstraint("amount_minor >= 0", name="non_negative"),)
+    item_id: Mapped[str] = mapped_column(ForeignKey("vod_items.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(Currency, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class VodRental(Base):
+    """One rental of an item by a subscription: the window it bought and the price paid,
+    refunded at most once (``status`` moves paid → refunded in a guarded update)."""
+
+    __tablename__ = "vod_rentals"
+    __table_args__ = (
+        CheckConstraint(_in("status", VOD_RENTAL_STATUSES), name="status"),
+        CheckConstraint(_in("method", PPV_METHODS), name="method"),
+        CheckConstraint("amount_minor >= 0", name="non_negative"),
+        CheckConstraint("ends_at > starts_at", name="window"),
+        CheckConstraint("(status = 'refunded') = (refunded_at IS NOT NULL)", name="refunded"),
+        Index("ix_vod_rentals_subscription", "tenant_id", "subscription_id", "ends_at"),
+        Index("ix_vod_rentals_item_subscription", "item_id", "subscription_id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    item_id: Mapped[str] = mapped_column(ForeignKey("vod_items.id"))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(Currency)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10))
+    starts_at: Mapped[datetime] = mapped_column(Moment)
+    ends_at: Mapped[datetime] = mapped_column(Moment)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    refunded_at: Mapped[datetime | None] = mapped_column(Moment)

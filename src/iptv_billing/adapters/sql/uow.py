@@ -30,9 +30,14 @@ from iptv_billing.adapters.sql.repositories import (
     SqlJournalRepository,
     SqlLogRepository,
     SqlPaymentRepository,
+    SqlPpvRepository,
     SqlProvisioningRepository,
     SqlSubscriptionRepository,
     SqlTenantRepository,
+    SqlUsageRepository,
+    SqlVodRepository,
+    SqlWalletAutomationRepository,
+    SqlWalletHoldRepository,
     SqlWalletRepository,
     TileCache,
 )
@@ -48,12 +53,17 @@ from iptv_billing.services.ports import (
     InvoiceRepository,
     JournalRepository,
     PaymentRepository,
+    PpvRepository,
     ProvisioningRepository,
     SubscriptionRepository,
     TenantRepository,
     TransparencyLogRepository,
     UnitOfWork,
     UnitOfWorkFactory,
+    UsageRepository,
+    VodRepository,
+    WalletAutomationRepository,
+    WalletHoldRepository,
     WalletRepository,
 )
 
@@ -83,6 +93,11 @@ class SqlUnitOfWork:
     credentials: CredentialRepository
     guide: GuideRepository
     provisioning: ProvisioningRepository
+    holds: WalletHoldRepository
+    usage: UsageRepository
+    ppv: PpvRepository
+    wallet_automation: WalletAutomationRepository
+    vod: VodRepository
 
     def __init__(
         self,
@@ -110,6 +125,10 @@ class SqlUnitOfWork:
             if self._read_only:
                 with read_only(connection):  # SQLite: BEGIN DEFERRED, so readers never queue
                     connection.begin()
+                if connection.dialect.name == "postgresql":
+                    # One snapshot for the whole read, as SQLite's WAL readers get: totals
+                    # summed over several statements (books checks, reports) then agree.
+                    connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             else:
                 connection.begin()
         except BaseException:
@@ -151,6 +170,11 @@ class SqlUnitOfWork:
         self.credentials = SqlCredentialRepository(connection)
         self.guide = SqlGuideRepository(connection)
         self.provisioning = SqlProvisioningRepository(connection)
+        self.holds = SqlWalletHoldRepository(connection)
+        self.usage = SqlUsageRepository(connection)
+        self.ppv = SqlPpvRepository(connection)
+        self.wallet_automation = SqlWalletAutomationRepository(connection)
+        self.vod = SqlVodRepository(connection)
 
 
 class SqlUnitOfWorkFactory:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import Field
+from fastapi import APIRouter, Path, Query
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from iptv_billing.api.deps import AdminWrite, ReadAccess, Services
 from iptv_billing.api.idempotency import IdempotentRoute
@@ -15,7 +16,7 @@ from iptv_billing.api.pagination import ListResponse, Pagination
 from iptv_billing.api.routers._common import ResourceId
 from iptv_billing.api.routers._work import read, write
 from iptv_billing.api.schemas import ApiModel
-from iptv_billing.services import customers, wallets
+from iptv_billing.services import customers, wallet_automation, wallets
 from iptv_billing.services.records import CustomerRecord, WalletRecord
 
 router = APIRouter(route_class=IdempotentRoute, tags=["customers"])
@@ -71,21 +72,84 @@ class CustomerOut(ApiModel):
         )
 
 
+class AutoTopUpOut(ApiModel):
+    below: MoneyOut = Field(description="a top-up starts when the available balance is under this")
+    amount: MoneyOut = Field(description="charged to the payment method at each top-up")
+    payment_method: str
+    pending_payment_id: str | None = Field(description="the top-up in flight, if any")
+    retry_at: datetime | None = Field(
+        description="after a decline, no new attempt before this (tenant time)"
+    )
+
+
 class WalletOut(ApiModel):
     object: Literal["wallet"] = "wallet"
     id: str
     customer_id: str
-    balance: MoneyOut
+    balance: MoneyOut = Field(description="all the customer's money, held or not")
+    pending: MoneyOut = Field(description="reserved by pending holds")
+    available: MoneyOut = Field(description="what can be spent: balance minus pending")
     updated_at: datetime
+    low_balance_threshold: MoneyOut | None = Field(
+        default=None, description="a notice is sent when the available balance drops under it"
+    )
+    low_balance: bool = Field(
+        default=False, description="under the threshold and notified (once per crossing)"
+    )
+    auto_top_up: AutoTopUpOut | None = None
 
     @classmethod
     def of(cls, r: WalletRecord) -> WalletOut:
+        auto = None
+        if r.auto_top_up_below_minor is not None and r.auto_top_up_amount_minor is not None:
+            auto = AutoTopUpOut(
+                below=MoneyOut.from_minor(r.auto_top_up_below_minor, r.currency),
+                amount=MoneyOut.from_minor(r.auto_top_up_amount_minor, r.currency),
+                payment_method=r.auto_top_up_payment_method or "",
+                pending_payment_id=r.auto_top_up_payment_id,
+                retry_at=r.auto_top_up_retry_at,
+            )
+        threshold = r.low_balance_threshold_minor
         return cls(
             id=r.id,
             customer_id=r.customer_id,
             balance=MoneyOut.from_minor(r.balance_minor, r.currency),
+            pending=MoneyOut.from_minor(r.pending_minor, r.currency),
+            available=MoneyOut.from_minor(r.available_minor, r.currency),
             updated_at=r.updated_at,
+            low_balance_threshold=None
+            if threshold is None
+            else MoneyOut.from_minor(threshold, r.currency),
+            low_balance=r.low_balance_notified,
+            auto_top_up=auto,
         )
+
+
+def _decimal_string(value: Any) -> Any:
+    # As MoneyIn: a JSON number is a binary float or an int the client may not have meant.
+    if isinstance(value, float):
+        raise PydanticCustomError("money.float_refused", 'money is never a float; use "12.50"')
+    if isinstance(value, int):
+        raise PydanticCustomError("money.amount_not_string", 'an amount is a string: "12.50"')
+    return value
+
+
+class AutoTopUpIn(ApiModel):
+    below: str = Field(max_length=40, examples=["5.00"])
+    amount: str = Field(max_length=40, examples=["20.00"])
+    payment_method: str = Field(min_length=1, max_length=100, examples=["pm_card_visa"])
+
+    _strings = field_validator("below", "amount", mode="before")(_decimal_string)
+
+
+class WalletSettingsIn(ApiModel):
+    """Amounts are decimal strings in the wallet's currency; an omitted field is left as it
+    is, null clears it."""
+
+    low_balance_threshold: str | None = Field(default=None, max_length=40, examples=["5.00"])
+    auto_top_up: AutoTopUpIn | None = None
+
+    _strings = field_validator("low_balance_threshold", mode="before")(_decimal_string)
 
 
 class TopUpIn(ApiModel):
@@ -161,3 +225,29 @@ def debit(
     """Charge a one-off to the prepaid balance; 402 if the balance does not cover it."""
     cmd = wallets.DebitWallet(customer_id, body.amount.to_money(), body.description)
     return WalletOut.of(write(services, caller, lambda u, c: wallets.debit(u, c, cmd)))
+
+
+@router.patch("/v1/customers/{customer_id}/wallets/{currency}", response_model=WalletOut)
+def configure_wallet(
+    customer_id: ResourceId,
+    currency: Annotated[str, Path(min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$")],
+    body: WalletSettingsIn,
+    caller: AdminWrite,
+    services: Services,
+) -> WalletOut:
+    """Set or clear the low-balance threshold and the auto top-up (created if missing)."""
+    sent = body.model_fields_set
+    auto = body.auto_top_up
+    cmd = wallet_automation.ConfigureWallet(
+        customer_id,
+        currency,
+        set_threshold="low_balance_threshold" in sent,
+        low_balance_threshold=body.low_balance_threshold,
+        set_auto_top_up="auto_top_up" in sent,
+        auto_top_up=None
+        if auto is None
+        else wallet_automation.AutoTopUpSettings(auto.below, auto.amount, auto.payment_method),
+    )
+    return WalletOut.of(
+        write(services, caller, lambda u, c: wallet_automation.configure_wallet(u, c, cmd))
+    )

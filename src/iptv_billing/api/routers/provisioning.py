@@ -115,7 +115,9 @@ class DeliveryOut(ApiModel):
     object: Literal["provisioning_delivery"] = "provisioning_delivery"
     id: str = Field(description="also the event id (Webhook-Id) receivers deduplicate on")
     target_id: str
-    subscription_id: str
+    subscription_id: str | None = Field(
+        description="the subscription concerned; null for customer-level events (wallet.*)"
+    )
     event_type: str
     log_index: int = Field(description="the log entry that caused it (for syncs: the latest)")
     status: Status

@@ -6,13 +6,16 @@ from datetime import timedelta
 
 from iptv_billing.services.credentials import ACCESS_CREDENTIAL, DEVICE, LINE
 from iptv_billing.services.log_records import SUBSCRIPTION_STATE
+from iptv_billing.services.wallet_notices import WALLET_NOTICE
 
 XTREAM, WEBHOOK = "xtream", "webhook"
 TARGET_KINDS = (XTREAM, WEBHOOK)
 PENDING, DELIVERED, FAILED, DEAD, REJECTED = "pending", "delivered", "failed", "dead", "rejected"
 STATUSES = (PENDING, DELIVERED, FAILED, DEAD, REJECTED)
 OPEN_STATUSES = (PENDING, FAILED)
-FOLLOWED_KINDS = (SUBSCRIPTION_STATE, ACCESS_CREDENTIAL)
+FOLLOWED_KINDS = (SUBSCRIPTION_STATE, ACCESS_CREDENTIAL)  # what panels sync
+# Webhooks are told of customer-level notices too; panels have nothing to do with them.
+WEBHOOK_FOLLOWED_KINDS = (*FOLLOWED_KINDS, WALLET_NOTICE)
 PANEL_CREDENTIALS = (LINE, DEVICE)  # tokens do not exist on Xtream panels
 
 # Event types.
@@ -24,6 +27,9 @@ SUBSCRIPTION_PLAN_CHANGED = "subscription.plan_changed"
 SUBSCRIPTION_ADDONS_CHANGED = "subscription.addons_changed"
 SUBSCRIPTION_UPDATED = "subscription.updated"
 CREDENTIAL_CHANGED = "credential.changed"
+WALLET_LOW_BALANCE = "wallet.low_balance"
+WALLET_AUTO_TOP_UP_FAILED = "wallet.auto_top_up_failed"
+WALLET_AUTO_TOPPED_UP = "wallet.auto_topped_up"
 WEBHOOK_EVENTS = (
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_RENEWED,
@@ -32,6 +38,9 @@ WEBHOOK_EVENTS = (
     SUBSCRIPTION_ADDONS_CHANGED,
     SUBSCRIPTION_UPDATED,
     CREDENTIAL_CHANGED,
+    WALLET_LOW_BALANCE,
+    WALLET_AUTO_TOP_UP_FAILED,
+    WALLET_AUTO_TOPPED_UP,
 )
 
 WEBHOOK_SECRET_BYTES = 32

@@ -163,6 +163,8 @@ def _plan_sync(
     """The api_pass and the desired line of each line and box, from the current state."""
     tenant_id = delivery.tenant_id
     with uow_factory(read_only=True) as uow:
+        if delivery.subscription_id is None:  # customer-level events are never panel syncs
+            raise InvariantViolated(f"sync {delivery.id} names no subscription")
         sub = uow.subscriptions.get(tenant_id, delivery.subscription_id)
         if sub is None:
             raise NotFound("subscription.not_found", f"no subscription {delivery.subscription_id}")

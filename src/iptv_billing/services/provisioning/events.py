@@ -1,5 +1,6 @@
 """Following the log: turning a target's next log entries into deliveries (coalesced syncs
-for panels, one event per entry for webhooks) and deriving the webhook events."""
+for panels, one event per entry for webhooks) and deriving the webhook events. Webhooks also
+follow ``wallet_notice`` entries (customer-level events, no subscription); panels do not."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from iptv_billing.domain.errors import Conflict
+from iptv_billing.domain.money import Money
+from iptv_billing.domain.wallet_automation import AUTO_TOP_UP_FAILED, AUTO_TOPPED_UP, LOW_BALANCE
 from iptv_billing.services.context import Context
 from iptv_billing.services.log_records import SUBSCRIPTION_STATE
 from iptv_billing.services.ports import UnitOfWork
@@ -25,6 +28,10 @@ from iptv_billing.services.provisioning._common import (
     SUBSCRIPTION_RENEWED,
     SUBSCRIPTION_STATUS_CHANGED,
     SUBSCRIPTION_UPDATED,
+    WALLET_AUTO_TOP_UP_FAILED,
+    WALLET_AUTO_TOPPED_UP,
+    WALLET_LOW_BALANCE,
+    WEBHOOK_FOLLOWED_KINDS,
     XTREAM,
     XTREAM_SYNC,
 )
@@ -33,6 +40,7 @@ from iptv_billing.services.records import (
     ProvisioningDeliveryRecord,
     ProvisioningTargetRecord,
 )
+from iptv_billing.services.wallet_notices import WALLET_NOTICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +63,8 @@ def follow(
     """
     tenant_id = ctx.tenant_id
     head = uow.log.size(tenant_id)
-    changes = uow.log.changes_since(tenant_id, target.cursor, FOLLOWED_KINDS, limit)
+    kinds = FOLLOWED_KINDS if target.kind == XTREAM else WEBHOOK_FOLLOWED_KINDS
+    changes = uow.log.changes_since(tenant_id, target.cursor, kinds, limit)
     cursor = changes[-1][0] + 1 if changes else target.cursor
     if len(changes) < limit:
         # Every entry below ``head`` had committed before the read above: none of ours is left.
@@ -110,9 +119,14 @@ def _queue_events(
     now = ctx.now()
     new: list[ProvisioningDeliveryRecord] = []
     for entry in uow.log.entries_about(ctx.tenant_id, about):  # in log order
-        if entry.kind not in FOLLOWED_KINDS or entry.about_id is None:
+        if entry.kind not in WEBHOOK_FOLLOWED_KINDS or entry.about_id is None:
             continue
-        if entry.kind == SUBSCRIPTION_STATE:
+        if entry.kind == WALLET_NOTICE:  # about a customer: no subscription
+            if entry.idx in wanted:
+                event_type, data = wallet_event(json.loads(entry.record))
+                data = _with_entry(data, entry)
+                new.append(_delivery(ctx, target, None, event_type, entry.idx, data, now))
+        elif entry.kind == SUBSCRIPTION_STATE:
             record = json.loads(entry.record)
             if entry.idx in wanted:
                 event_type, data = subscription_event(record, previous.get(entry.about_id))
@@ -186,6 +200,35 @@ def credential_event(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_WALLET_EVENTS = {
+    LOW_BALANCE: WALLET_LOW_BALANCE,
+    AUTO_TOP_UP_FAILED: WALLET_AUTO_TOP_UP_FAILED,
+    AUTO_TOPPED_UP: WALLET_AUTO_TOPPED_UP,
+}
+_WALLET_MONEY = ("available", "threshold", "amount")
+
+
+def wallet_event(record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The event of a ``wallet_notice`` record: ``wallet.low_balance`` (with ``threshold``),
+    ``wallet.auto_top_up_failed`` (``payment``, ``amount``, ``failure_code``, ``retry_at``)
+    or ``wallet.auto_topped_up`` (``payment``, ``amount``). Money is given as
+    ``{"amount", "currency", "minor"}`` in the wallet's currency; ``available`` is what can
+    be spent (balance minus held), after the change."""
+    code = record["currency"]
+    data: dict[str, Any] = {
+        key: value for key, value in record.items() if key not in ("v", "type", "notice")
+    }
+    for key in _WALLET_MONEY:
+        if isinstance(record.get(key), int):
+            data[key] = _money(record[key], code)
+    return _WALLET_EVENTS[record["notice"]], data
+
+
+def _money(minor: int, code: str) -> dict[str, Any]:
+    money = Money.from_minor(minor, code)
+    return {"amount": format(money.amount, "f"), "currency": code, "minor": minor}
+
+
 def _with_entry(data: dict[str, Any], entry: LogEntryRecord) -> dict[str, Any]:
     return {**data, "log_index": entry.idx}
 
@@ -193,7 +236,7 @@ def _with_entry(data: dict[str, Any], entry: LogEntryRecord) -> dict[str, Any]:
 def _delivery(
     ctx: Context,
     target: ProvisioningTargetRecord,
-    subscription_id: str,
+    subscription_id: str | None,
     event_type: str,
     log_index: int,
     data: Mapping[str, Any],

@@ -9,6 +9,7 @@ from iptv_billing.adapters.sql.repositories.invoices import SqlInvoiceRepository
 from iptv_billing.adapters.sql.repositories.journal import SqlJournalRepository
 from iptv_billing.adapters.sql.repositories.log import SqlLogRepository, TileCache
 from iptv_billing.adapters.sql.repositories.payments import SqlPaymentRepository
+from iptv_billing.adapters.sql.repositories.ppv import SqlPpvRepository
 from iptv_billing.adapters.sql.repositories.provisioning import SqlProvisioningRepository
 from iptv_billing.adapters.sql.repositories.subscriptions import SqlSubscriptionRepository
 from iptv_billing.adapters.sql.repositories.tenants import (
@@ -16,6 +17,12 @@ from iptv_billing.adapters.sql.repositories.tenants import (
     SqlIdempotencyRepository,
     SqlTenantRepository,
 )
+from iptv_billing.adapters.sql.repositories.usage import SqlUsageRepository
+from iptv_billing.adapters.sql.repositories.vod import SqlVodRepository
+from iptv_billing.adapters.sql.repositories.wallet_automation import (
+    SqlWalletAutomationRepository,
+)
+from iptv_billing.adapters.sql.repositories.wallet_holds import SqlWalletHoldRepository
 from iptv_billing.adapters.sql.repositories.wallets import SqlWalletRepository
 
 __all__ = [
@@ -30,9 +37,14 @@ __all__ = [
     "SqlJournalRepository",
     "SqlLogRepository",
     "SqlPaymentRepository",
+    "SqlPpvRepository",
     "SqlProvisioningRepository",
     "SqlSubscriptionRepository",
     "SqlTenantRepository",
+    "SqlUsageRepository",
+    "SqlVodRepository",
+    "SqlWalletAutomationRepository",
+    "SqlWalletHoldRepository",
     "SqlWalletRepository",
     "TileCache",
 ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, case, func, select
 
 from iptv_billing.adapters.sql.repositories._common import (
     CHANNELS,
@@ -20,6 +21,8 @@ from iptv_billing.adapters.sql.repositories._common import (
     to_record,
     to_values,
 )
+from iptv_billing.adapters.sql.repositories.ppv import PPV_EVENTS
+from iptv_billing.adapters.sql.repositories.vod import VOD_ITEMS
 from iptv_billing.services.records import (
     ChannelRecord,
     PackageRecord,
@@ -39,6 +42,13 @@ def _plan(row: Row[Any]) -> PlanRecord:
 
 def _terms(row: Row[Any]) -> TermsRecord:
     return to_record(TermsRecord, row)
+
+
+_PARTS = 9  # channels 2, packages 2, PPV events 3, VOD items 2
+
+
+def _stamp(latest: datetime | None) -> int:
+    return int(from_db(latest).timestamp() * 1_000_000) if latest else 0
 
 
 class SqlCatalogRepository:
@@ -75,17 +85,32 @@ class SqlCatalogRepository:
         return page(self._c, query, CHANNELS, limit, after, _channel)
 
     def fingerprints(self) -> dict[str, tuple[int, ...]]:
-        """Per tenant, what changes whenever a channel or package is added: two grouped
-        reads, cheap enough to ask every second."""
+        """Per tenant, what changes whenever a channel or package is added, a PPV event
+        is created or cancelled, or a VOD item is added: four grouped reads, cheap enough to
+        ask every second."""
         found: dict[str, list[int]] = {}
         for position, table_ in enumerate((CHANNELS, PACKAGES)):
             query = select(
                 table_.c.tenant_id, func.count(), func.max(table_.c.created_at)
             ).group_by(table_.c.tenant_id)
             for tenant_id, count, latest in self._c.execute(query):
-                parts = found.setdefault(tenant_id, [0, 0, 0, 0])
-                stamp = int(from_db(latest).timestamp() * 1_000_000) if latest else 0
-                parts[2 * position : 2 * position + 2] = [count, stamp]
+                parts = found.setdefault(tenant_id, [0] * _PARTS)
+                parts[2 * position : 2 * position + 2] = [count, _stamp(latest)]
+        # Events: how many, how many still scheduled (a cancellation at a frozen test-clock
+        # instant moves no timestamp), and the latest change.
+        scheduled = func.sum(case((PPV_EVENTS.c.status == "scheduled", 1), else_=0))
+        events = select(
+            PPV_EVENTS.c.tenant_id, func.count(), scheduled, func.max(PPV_EVENTS.c.updated_at)
+        ).group_by(PPV_EVENTS.c.tenant_id)
+        for tenant_id, count, still, latest in self._c.execute(events):
+            parts = found.setdefault(tenant_id, [0] * _PARTS)
+            parts[4:7] = [count, int(still or 0), _stamp(latest)]
+        items = select(
+            VOD_ITEMS.c.tenant_id, func.count(), func.max(VOD_ITEMS.c.updated_at)
+        ).group_by(VOD_ITEMS.c.tenant_id)
+        for tenant_id, count, latest in self._c.execute(items):
+            parts = found.setdefault(tenant_id, [0] * _PARTS)
+            parts[7:9] = [count, _stamp(latest)]
         return {tenant: tuple(parts) for tenant, parts in found.items()}
 
     def next_stream_id(self, tenant_id: str) -> int:
@@ -193,6 +218,10 @@ class SqlCatalogRepository:
             query = select(TERMS).where(TERMS.c.id.in_(part)).order_by(TERMS.c.id)
             found += map(_terms, self._c.execute(query))
         return found
+
+    def all_terms(self, tenant_id: str) -> Sequence[TermsRecord]:
+        query = select(TERMS).where(TERMS.c.tenant_id == tenant_id).order_by(TERMS.c.id)
+        return [_terms(row) for row in self._c.execute(query)]
 
     def terms_of_plan(self, tenant_id: str, plan_id: str) -> Sequence[TermsRecord]:
         query = select(TERMS).where(TERMS.c.tenant_id == tenant_id, TERMS.c.plan_id == plan_id)

@@ -36,6 +36,7 @@ _NOT_COLUMNS = frozenset({"lines"})
 _FIXED = frozenset({"id", "tenant_id", "customer_id", "created_at", "lines"})
 # Statuses in which an invoice can still be owed money (see InvoiceRecord.amount_due_minor).
 _OWED = ("finalized", "uncollectible")
+_BILLED = ("finalized", "paid", "uncollectible")  # not drafts, not voided
 
 
 def _invoice(row: Row[Any]) -> InvoiceRecord:
@@ -314,6 +315,21 @@ class SqlInvoiceRepository:
             .group_by(INVOICES.c.customer_id, INVOICES.c.currency)
         )
         return {(customer, c): int(total) for customer, c, total in self._c.execute(query)}
+
+    def usage_invoiced(self, tenant_id: str, subscription_id: str, period_start: datetime) -> int:
+        lines, invoices = INVOICE_LINES.c, INVOICES.c
+        query = (
+            select(func.coalesce(func.sum(lines.amount_minor), 0))
+            .select_from(INVOICE_LINES.join(INVOICES, INVOICES.c.id == lines.invoice_id))
+            .where(
+                invoices.tenant_id == tenant_id,
+                invoices.subscription_id == subscription_id,
+                invoices.status.in_(_BILLED),
+                lines.kind == LineKind.USAGE.value,
+                lines.period_start == to_db(period_start),
+            )
+        )
+        return int(self._c.execute(query).scalar_one())
 
     def numbering(self, tenant_id: str) -> Sequence[tuple[str, int, int]]:
         number = INVOICES.c.number

@@ -113,7 +113,10 @@ class SqlJournalRepository:
         postings = JOURNAL_POSTINGS.c
         query = (
             select(postings.account, postings.currency, func.sum(postings.amount_minor))
-            .where(postings.tenant_id == tenant_id, postings.account.startswith(prefix))
+            .where(
+                postings.tenant_id == tenant_id,
+                postings.account.startswith(prefix, autoescape=True),
+            )
             .group_by(postings.account, postings.currency)
         )
         return {(a, c): int(total) for a, c, total in self._c.execute(query)}

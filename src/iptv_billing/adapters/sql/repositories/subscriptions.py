@@ -236,6 +236,21 @@ class SqlSubscriptionRepository:
             query = query.where(SUBSCRIPTIONS.c.status == status)
         return page(self._c, query, SUBSCRIPTIONS, limit, after, _subscription)
 
+    def on_terms(
+        self,
+        tenant_id: str,
+        terms_ids: Sequence[str],
+        statuses: Sequence[str],
+        after: str | None,
+        limit: int,
+    ) -> Page[SubscriptionRecord]:
+        query = _SELECT.where(
+            SUBSCRIPTIONS.c.tenant_id == tenant_id,
+            SUBSCRIPTIONS.c.terms_id.in_(terms_ids),
+            SUBSCRIPTIONS.c.status.in_(statuses),
+        )
+        return page(self._c, query, SUBSCRIPTIONS, limit, after, _subscription)
+
     def due(
         self, tenant_id: str, now: datetime, after: str | None, limit: int
     ) -> Sequence[SubscriptionRecord]:

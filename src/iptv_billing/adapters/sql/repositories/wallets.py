@@ -85,20 +85,28 @@ class SqlWalletRepository:
     def debit(self, wallet_id: str, minor: int, at: datetime) -> int | None:
         # Check and write in one statement: no read-then-write window for a double spend.
         _require_non_negative(minor)
+        # Held money is not spendable: the guard is on the available balance.
+        available = WALLETS.c.balance_minor - WALLETS.c.pending_minor
         statement = (
             WALLETS.update()
-            .where(WALLETS.c.id == wallet_id, WALLETS.c.balance_minor >= minor)
+            .where(WALLETS.c.id == wallet_id, available >= minor)
             .values(balance_minor=WALLETS.c.balance_minor - minor, updated_at=to_db(at))
             .returning(WALLETS.c.balance_minor)
         )
         balance = self._c.execute(statement).scalar_one_or_none()
         return None if balance is None else int(balance)
 
-    def balances(self, tenant_id: str) -> dict[tuple[str, str], int]:
-        query = select(WALLETS.c.customer_id, WALLETS.c.currency, WALLETS.c.balance_minor).where(
-            WALLETS.c.tenant_id == tenant_id
-        )
-        return {(customer, c): int(balance) for customer, c, balance in self._c.execute(query)}
+    def balances(self, tenant_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+        query = select(
+            WALLETS.c.customer_id,
+            WALLETS.c.currency,
+            WALLETS.c.balance_minor,
+            WALLETS.c.pending_minor,
+        ).where(WALLETS.c.tenant_id == tenant_id)
+        return {
+            (customer, c): (int(balance), int(pending))
+            for customer, c, balance, pending in self._c.execute(query)
+        }
 
     def totals(self, tenant_id: str) -> dict[str, int]:
         query = (

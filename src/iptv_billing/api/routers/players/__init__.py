@@ -1,5 +1,6 @@
 """The Xtream-Codes-compatible endpoints subscribers' apps call: ``player_api.php``,
-``get.php`` (M3U), ``xmltv.php`` and the ``/live``, ``/timeshift`` and ``/play`` stream URLs.
+``get.php`` (M3U), ``xmltv.php`` and the ``/live``, ``/timeshift``, ``/play`` and ``/movie``
+(VOD) stream URLs.
 
 Public routes: the line's username and password (or a play token) are the credentials, and
 every login failure counts against the caller's IP (``StreamAuthorizer``). Choices where apps

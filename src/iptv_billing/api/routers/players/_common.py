@@ -14,11 +14,13 @@ from iptv_billing.api.idempotency import IdempotentRoute
 from iptv_billing.api.routers._common import peer
 from iptv_billing.domain.entitlement import Reason
 from iptv_billing.domain.errors import Unavailable
+from iptv_billing.domain.vod import rented
 from iptv_billing.domain.xtream import xtream_status
 from iptv_billing.services import guide
 from iptv_billing.services.access_index import ChannelView, TenantAccess
 from iptv_billing.services.records import SubscriptionRecord
 from iptv_billing.services.stream_auth import Account, Presented, StreamAuthorizer
+from iptv_billing.services.vod_records import VodItemRecord
 
 # The package's one router: ``player_api``, ``playlists`` and ``redirects`` add their routes
 # to it, in that order (``__init__`` imports them so). One router keeps the routes flat in
@@ -64,6 +66,21 @@ class Subscriber:
             v
             for v in self.access.catalog.ordered
             if v.record.stream_id is not None and v.packages & packages
+        ]
+
+    def vod_items(self) -> list[VodItemRecord]:
+        """The VOD items the subscriber may watch (its packages', or rented now) or rent:
+        rentable ones are listed too, so that apps and boxes can offer them (playing one not
+        rented is refused ``not_purchased``-style until it is). None unless Active."""
+        if self.status != "Active":
+            return []
+        entitlement, now = self.account.entitlement, self.account.now
+        return [
+            i
+            for i in self.access.catalog.vod_ordered
+            if i.item.rentable
+            or set(i.item.packages) & entitlement.packages
+            or rented(entitlement.purchases, i.code, now) is not None
         ]
 
 

@@ -1,4 +1,5 @@
-"""``player_api.php``: the account, the live categories and streams, the short EPG."""
+"""``player_api.php``: the account, the live and VOD categories and streams, VOD details and
+the short EPG."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from iptv_billing.api.routers.players._common import (
 from iptv_billing.domain.entitlement import Reason
 from iptv_billing.domain.xtream import (
     LiveChannel,
+    Movie,
     XtreamServer,
     archive_days,
     live_categories,
@@ -31,6 +33,9 @@ from iptv_billing.domain.xtream import (
     server_info,
     short_epg,
     user_info,
+    vod_categories,
+    vod_info,
+    vod_streams,
     zone,
 )
 from iptv_billing.services import guide
@@ -59,10 +64,11 @@ class PlayerQuery:
     category_id: str | None = None
     stream_id: str | None = None
     limit: str | None = None
+    vod_id: str | None = None
 
     @classmethod
     def of(cls, fields: Mapping[str, str]) -> PlayerQuery:
-        names = ("username", "password", "action", "category_id", "stream_id", "limit")
+        names = ("username", "password", "action", "category_id", "stream_id", "limit", "vod_id")
         return cls(*(fields.get(name) for name in names))
 
 
@@ -76,12 +82,14 @@ def player_api(
     category_id: Param = None,
     stream_id: Param = None,
     limit: Param = None,
+    vod_id: Param = None,
 ) -> Response:
     """The Xtream player API: the account (no action), `get_live_categories`,
-    `get_live_streams` (`category_id`), `get_short_epg` (`stream_id`, `limit`), and the VOD
-    and series lists, empty: there is no VOD catalog yet. Wrong credentials answer 200
-    `{"user_info": {"auth": 0}}`."""
-    query = PlayerQuery(username, password, action, category_id, stream_id, limit)
+    `get_live_streams` (`category_id`), `get_short_epg` (`stream_id`, `limit`),
+    `get_vod_categories`, `get_vod_streams` (`category_id`: the items the line may watch or
+    rent), `get_vod_info` (`vod_id`), and the series lists, empty: there is no series catalog.
+    Wrong credentials answer 200 `{"user_info": {"auth": 0}}`."""
+    query = PlayerQuery(username, password, action, category_id, stream_id, limit, vod_id)
     return _player_api(services, request, query)
 
 
@@ -175,8 +183,43 @@ def _short_epg(
     return short_epg(programmes, tz)
 
 
+def _movies(subscriber: Subscriber) -> list[Movie]:
+    return [
+        Movie(
+            i.stream_id,
+            one_line(i.item.name),
+            i.item.category,
+            i.created_at,
+            i.item.source_url,
+            i.item.poster_url,
+            i.item.year,
+            i.item.duration_minutes,
+        )
+        for i in subscriber.vod_items()
+    ]
+
+
+def _vod_categories(
+    _s: AppServices, _r: Request, subscriber: Subscriber, _q: PlayerQuery
+) -> object:
+    return vod_categories(_movies(subscriber))
+
+
+def _vod_streams(
+    _s: AppServices, _r: Request, subscriber: Subscriber, query: PlayerQuery
+) -> object:
+    return vod_streams(_movies(subscriber), query.category_id or None)
+
+
+def _vod_info(_s: AppServices, _r: Request, subscriber: Subscriber, query: PlayerQuery) -> object:
+    """One listed item's details; ``[]`` (as for unknown lists) for any other id."""
+    wanted = (query.vod_id or query.stream_id or "").strip()
+    found = next((m for m in _movies(subscriber) if str(m.stream_id) == wanted), None)
+    return [] if found is None else vod_info(found)
+
+
 def _nothing(_s: AppServices, _r: Request, _sub: Subscriber, _q: PlayerQuery) -> object:
-    """VOD, series and unknown actions: empty lists (there is no VOD catalog yet)."""
+    """Series and unknown actions: empty lists (there is no series catalog)."""
     return []
 
 
@@ -185,8 +228,9 @@ ACTIONS: dict[str, Action] = {
     "get_live_categories": _categories,
     "get_live_streams": _streams,
     "get_short_epg": _short_epg,
-    "get_vod_categories": _nothing,
-    "get_vod_streams": _nothing,
+    "get_vod_categories": _vod_categories,
+    "get_vod_streams": _vod_streams,
+    "get_vod_info": _vod_info,
     "get_series_categories": _nothing,
     "get_series": _nothing,
 }

@@ -1,4 +1,5 @@
-"""The stream URLs: ``/live``, ``/play`` and ``/timeshift`` redirect to the channel's source."""
+"""The stream URLs: ``/live``, ``/play`` and ``/timeshift`` redirect to the channel's source,
+``/movie`` to a VOD item's."""
 
 from __future__ import annotations
 
@@ -37,6 +38,14 @@ StreamFile = Annotated[
         examples=["1.ts"],
     ),
 ]
+MovieFile = Annotated[
+    str,
+    Path(
+        pattern=r"^([0-9]{1,9}|[a-z0-9][a-z0-9_.-]{0,63})\.(mp4|mkv|m3u8|ts|avi|mov)$",
+        description="`{stream_id}.{container_extension}` of `get_vod_streams` (a code works too)",
+        examples=["1.mp4"],
+    ),
+]
 STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
     302: {"description": "to the channel's source (`Cache-Control: no-store`)"},
     404: {
@@ -64,6 +73,24 @@ def live(
     presented = Presented.line(username, password)
     answer = stream_authorizer(services).authorize(
         PlayRequest(presented, _stream_key(stream), peer(request))
+    )
+    return _redirect(answer, password, None)
+
+
+@router.get(
+    "/movie/{username}/{password}/{stream}",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses=STREAM_RESPONSES,
+)
+def movie(
+    request: Request, services: Services, username: str, password: str, stream: MovieFile
+) -> Response:
+    """A VOD item, by its Xtream stream id (or code): let in by the line's packages or a
+    rental covering now; redirects to its source."""
+    presented = Presented.line(username, password)
+    answer = stream_authorizer(services).authorize(
+        PlayRequest(presented, _stream_key(stream), peer(request), kind=AssetKind.VOD)
     )
     return _redirect(answer, password, None)
 
@@ -125,9 +152,10 @@ def timeshift(
 
 
 def _redirect(answer: PlayAnswer, secret: str, catchup: tuple[datetime, int] | None) -> Response:
-    if not answer.allowed or answer.channel is None or answer.credential is None:
+    target = answer.vod.item if answer.vod else answer.channel.record if answer.channel else None
+    if not answer.allowed or target is None or answer.credential is None:
         return refusal(answer.reason or Reason.UNKNOWN_STREAM)
-    source = answer.channel.record.source_url
+    source = target.source_url
     if not source:
         raise NotFound("channel.no_source", "this channel has no source to play yet")
     values = {"user": answer.credential.login, "token": secret}

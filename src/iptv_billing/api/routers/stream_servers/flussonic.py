@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from iptv_billing.api.deps import get_services
 from iptv_billing.api.idempotency import IdempotentRoute
 from iptv_billing.api.routers.stream_servers._common import (
     MALFORMED,
@@ -85,7 +86,26 @@ async def _auth(request: Request, fields: dict[str, Any]) -> Response:
     answer = await call(stream, stream.heartbeat if update else stream.authorize, play)
     if not answer.allowed:
         return deny(403, str(answer.reason))
+    if update and answer.credential is not None and play.session_id is not None:
+        _meter(request, answer, play.session_id, fields)
     return _allowed(stream, answer, counted=play.session_id is not None)
+
+
+def _meter(request: Request, answer: PlayAnswer, session: str, fields: dict[str, Any]) -> None:
+    """Viewing time and bytes of an ongoing session into the usage feed (memory only)."""
+    feed = get_services(request).usage_feed
+    duration = _count(fields.get("duration"))
+    if feed is not None and answer.credential is not None and duration is not None:
+        feed.viewing(answer.credential, session, duration, _count(fields.get("bytes")))
+
+
+def _count(raw: object) -> int | None:
+    """A non-negative integer sent as a number or as digits (query strings and JSON)."""
+    if isinstance(raw, str) and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    if type(raw) is int and 0 <= raw < 10**18:
+        return raw
+    return None
 
 
 def _allowed(stream: StreamAuthorizer, answer: PlayAnswer, *, counted: bool) -> Response:

@@ -6,11 +6,28 @@ Answers are Ministra's envelope, always HTTP 200: ``{"status":"OK","results":…
 error, or no answer, as "switched off": hence no database read on the way (the plan's code,
 Ministra's tariff ``external_id``, is remembered per process and left out when unknown, which
 makes Ministra keep the box's current tariff).
+
+Pay-per-view from the box: the operator sets a Ministra package's external id to a PPV event's
+code (a ``single`` package, ``rent_duration`` covering the event and its replay). When
+``on_subscribe_hook_url`` names such a package, the box's subscription buys the event from its
+wallet: approved on success (or when it has bought it already), ``Insufficient funds`` when the
+wallet does not cover it. ``on_unsubscribe_hook_url`` gives it back, refunded to where the
+money came from, only before the event starts; afterwards the answer is an error, so Ministra
+keeps the package (the purchase, and the right to watch, stay). A purchase is a write: it runs
+in a worker thread through the same unit of work as the API, then this process's authorization
+index follows the log at once.
+
+VOD rentals from the box: a package whose external id is a VOD item's code (a ``single``
+package with ``rent_duration`` equal to the item's rental hours) is rented from the wallet the
+same way (approved when a rental of it is still running). ``on_unsubscribe_hook_url`` refunds a
+rental only within ``vod.STB_RETURN_WINDOW`` (five minutes) of renting it, a mistaken press;
+afterwards the answer is an error and the rental stays (its window runs out by itself).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -28,7 +45,18 @@ from iptv_billing.api.routers.stream_servers._common import (
     query_fields,
 )
 from iptv_billing.domain.entitlement import Reason
-from iptv_billing.domain.stream_protocols import client_ip, purchase_refusal, value, watching
+from iptv_billing.domain.errors import BillingError, Conflict, InsufficientFunds
+from iptv_billing.domain.stream_protocols import (
+    INACTIVE,
+    client_ip,
+    purchase_refusal,
+    value,
+    watching,
+)
+from iptv_billing.domain.vod import rented
+from iptv_billing.services import ppv, ppv_refunds, vod
+from iptv_billing.services.context import Context, load_context
+from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.stream_auth import Account, Presented, StreamAuthorizer
 
 log = logging.getLogger(__name__)
@@ -42,6 +70,8 @@ LOGIN_ERRORS = {
     Reason.CREDENTIAL_DISABLED: "Login disabled",
 }
 UNKNOWN_DEVICE = "Unknown device"
+INSUFFICIENT_FUNDS = "Insufficient funds"
+PURCHASE_FAILED = "The purchase could not be made"
 
 
 def _ok(results: object) -> Response:
@@ -98,7 +128,8 @@ async def _authorize(stream: StreamAuthorizer, fields: dict[str, str]) -> Respon
     responses=ENVELOPE,
 )
 async def subscribe(request: Request) -> Response:
-    """``on_subscribe_hook_url``: approved only for packages the subscription already has."""
+    """``on_subscribe_hook_url``: a PPV event's package is bought from the wallet; any other
+    package is approved only when the subscription already has it."""
     stream = authorizer(request)
     fields = query_fields(request)
     mac = value(fields, "mac")
@@ -107,8 +138,80 @@ async def subscribe(request: Request) -> Response:
     account = await call(stream, stream.account, Presented.device(mac), peer(request))
     if isinstance(account, Reason):
         return _error(LOGIN_ERRORS.get(account, UNKNOWN_DEVICE))
-    refusal = purchase_refusal(account.entitlement, account.now, value(fields, "package_id"))
+    package = value(fields, "package_id")
+    if _is_ppv(stream, account, package) and package is not None:
+        return await _buy(request, stream, account, package)
+    if _is_vod(stream, account, package) and package is not None:
+        return await _rent(request, stream, account, package)
+    refusal = purchase_refusal(account.entitlement, account.now, package)
     return _ok(True) if refusal is None else _error(refusal)
+
+
+def _is_ppv(stream: StreamAuthorizer, account: Account, package: str | None) -> bool:
+    access = stream.index.tenant(account.credential.tenant_id)
+    return package is not None and access is not None and package in access.catalog.ppv_by_code
+
+
+def _is_vod(stream: StreamAuthorizer, account: Account, package: str | None) -> bool:
+    access = stream.index.tenant(account.credential.tenant_id)
+    item = access.catalog.vod_by_code.get(package) if access and package else None
+    return item is not None and item.item.rentable
+
+
+async def _rent(
+    request: Request, stream: StreamAuthorizer, account: Account, code: str
+) -> Response:
+    if rented(account.entitlement.purchases, code, account.now) is not None:
+        return _ok(True)  # still renting it (Ministra asks again after a reboot)
+    if not watching(account.entitlement, account.now):
+        return _error(INACTIVE)
+    sub_id = account.credential.subscription_id
+    try:
+        await _write(request, stream, account, lambda u, c: vod.rent_by_code(u, c, code, sub_id))
+    except InsufficientFunds:
+        return _error(INSUFFICIENT_FUNDS)
+    except BillingError as exc:
+        return _error(exc.message)
+    except Exception:  # Ministra reads an error as "denied"; the box must get an answer
+        log.exception("VOD rental of %s for %s failed", code, sub_id)
+        return _error(PURCHASE_FAILED)
+    return _ok(True)
+
+
+async def _buy(request: Request, stream: StreamAuthorizer, account: Account, code: str) -> Response:
+    if any(w.code == code for w in account.entitlement.purchases):
+        return _ok(True)  # bought already (Ministra asks again after a reboot)
+    if not watching(account.entitlement, account.now):
+        return _error(INACTIVE)
+    sub_id = account.credential.subscription_id
+    try:
+        await _write(request, stream, account, lambda u, c: ppv.buy_by_code(u, c, code, sub_id))
+    except InsufficientFunds:
+        return _error(INSUFFICIENT_FUNDS)
+    except BillingError as exc:
+        return _error(exc.message)
+    except Exception:  # Ministra reads an error as "denied"; the box must get an answer
+        log.exception("PPV purchase of %s for %s failed", code, sub_id)
+        return _error(PURCHASE_FAILED)
+    return _ok(True)
+
+
+async def _write(
+    request: Request,
+    stream: StreamAuthorizer,
+    account: Account,
+    work: Callable[[UnitOfWork, Context], object],
+) -> None:
+    """``work`` committed in a worker thread (off the event loop), then this process's index
+    follows the tenant's log so the box can watch at once."""
+    services = get_services(request)
+    tenant_id = account.credential.tenant_id
+
+    def attempt(uow: UnitOfWork) -> object:
+        return work(uow, load_context(uow, tenant_id, services.system_clock, services.ids))
+
+    await run_in_threadpool(services.database.transact, attempt)
+    await run_in_threadpool(stream.index.follow_now, tenant_id)
 
 
 @router.get(
@@ -117,8 +220,41 @@ async def subscribe(request: Request) -> Response:
     responses=ENVELOPE,
 )
 async def unsubscribe(request: Request) -> Response:
-    """``on_unsubscribe_hook_url``: nothing to undo (nothing was bought on the box)."""
+    """``on_unsubscribe_hook_url``: a PPV event's package is refunded before the event starts
+    and refused after; a VOD rental is refunded within five minutes of renting and refused
+    after; for any other package there is nothing to undo."""
+    stream = authorizer(request)
+    fields = query_fields(request)
+    mac, package = value(fields, "mac"), value(fields, "package_id")
+    if mac is None or package is None:
+        return _ok(True)
+    account = await call(stream, stream.account, Presented.device(mac), peer(request))
+    if isinstance(account, Reason):
+        return _ok(True)
+    sub_id = account.credential.subscription_id
+    returns = _RETURNS.get(_kind(stream, account, package) or "")
+    if returns is None or package is None:
+        return _ok(True)
+    try:
+        await _write(request, stream, account, lambda u, c: returns(u, c, package, sub_id))
+    except Conflict as exc:
+        return _error(exc.message)
+    except Exception:
+        log.exception("return of %s for %s failed", package, sub_id)
+        return _error(PURCHASE_FAILED)
     return _ok(True)
+
+
+_RETURNS: dict[str, Callable[[UnitOfWork, Context, str, str], object]] = {
+    "ppv": ppv_refunds.return_by_code,
+    "vod": vod.return_by_code,
+}
+
+
+def _kind(stream: StreamAuthorizer, account: Account, package: str | None) -> str | None:
+    if _is_ppv(stream, account, package):
+        return "ppv"
+    return "vod" if _is_vod(stream, account, package) else None
 
 
 # -- the tariff: the plan's code, remembered per process ---------------------------------------

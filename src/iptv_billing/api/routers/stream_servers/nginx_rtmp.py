@@ -14,6 +14,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from iptv_billing.api.deps import get_services
 from iptv_billing.api.idempotency import IdempotentRoute
 from iptv_billing.api.routers.stream_servers._common import (
     MALFORMED,
@@ -84,7 +85,13 @@ async def on_update(request: Request) -> Response:
     if play is None:
         return deny(403, MALFORMED)
     answer = await call(stream, stream.heartbeat, play)
-    return _allowed() if answer.allowed else deny(403, str(answer.reason))
+    if not answer.allowed:
+        return deny(403, str(answer.reason))
+    feed = get_services(request).usage_feed
+    played = value(fields, "time")
+    if feed is not None and answer.credential is not None and played and played.isdigit():
+        feed.viewing(answer.credential, play.session_id or "", int(played[:12]))  # memory only
+    return _allowed()
 
 
 @router.get(f"{PREFIX}/done", openapi_extra=query_doc(*FIELDS, *SERVER), **DONE)
@@ -94,5 +101,8 @@ async def on_play_done(request: Request) -> Response:
     stream = authorizer(request)
     play = _play(request, await form_fields(request))
     if play is not None and play.presented is not None and play.session_id is not None:
-        await call(stream, stream.finish, play.presented, play.session_id, play.ip)
+        ended = await call(stream, stream.finish, play.presented, play.session_id, play.ip)
+        feed = get_services(request).usage_feed
+        if ended and feed is not None:
+            feed.ended(play.session_id)  # the last partial minute; memory only
     return _allowed()
