@@ -245,3 +245,19 @@ def test_events_without_a_subscription_go_to_the_customers_only_one(operator: Op
     }
     stored = operator.read(lambda u, c: u.usage.events_of_batch(c.tenant_id, result.batch_id or ""))
     assert [(e.event_id, e.subscription_id) for e in stored] == [("u-0", sub.id)]
+
+
+def test_an_immediate_cancellation_invoices_the_usage_so_far(operator: Operator) -> None:
+    usage_plan(operator)
+    sub = operator.subscribe(prepaid(operator), "metered")
+    operator.advance(days=5)
+    send(operator, sub, ["160"], now(operator), "gone")
+    change = operator.tx(lambda u, c: subscriptions.cancel(u, c, sub.id, at_period_end=False))
+    assert change.invoice is not None
+    assert change.invoice.billing_reason == "subscription_final_usage"
+    assert change.invoice.total_minor == 200
+    assert change.invoice.status == "paid"  # from the prepaid wallet at once
+    operator.advance(days=40)
+    operator.bill()
+    assert len(invoices_of(operator, sub.id)) == 2  # nothing billed twice after the end
+    assert books_consistent(operator)

@@ -183,7 +183,8 @@ def test_concurrent_wallet_traffic_conserves_every_unit(operator: Operator) -> N
             task.result()
     # Let every hold still pending lapse, then account for each unit.
     operator.advance(days=1)
-    operator.tx(lambda u, c: wallet_holds.expire_lapsed(u, c, limit=10_000))
+    if operator.tx(lambda u, c: wallet_holds.expire_lapsed(u, c, limit=10_000)):
+        load.ledger.record("expired_sweep")  # holds still pending when the workers stopped
     load._snapshot()
 
     assert load.violations == []

@@ -22,6 +22,7 @@ from iptv_billing.services import (
     catalog,
     credentials,
     customers,
+    demo_usage,
     payments,
     subscriptions,
     test_clocks,
@@ -165,14 +166,41 @@ class DemoSeeder:
         say(f"{subscribers} subscribers")
         for start in range(0, subscribers, 100):
             self._tx(partial(self._subscribers, count=min(100, subscribers - start)))
+        # Usage, pay-per-view and rentals come with full-size demos (one viewer per 33
+        # subscribers); a small demo stays a subscriptions-only operator.
+        extras = self._tx(partial(demo_usage.seed_catalog, start=DEMO_START))
+        viewers = self._tx(
+            partial(
+                demo_usage.seed_viewers,
+                rng=self._rng,
+                plan_id=extras["plan"],
+                count=subscribers // 33,
+            )
+        )
         runner = BillingRunner(self._uow, self._clock, self._ids, batch_size=500)
         for day in range(1, days + 1):
             self._tx(partial(_advance, to=DEMO_START + timedelta(days=day)))
+            if viewers:
+                self._tx(partial(demo_usage.watch_a_day, rng=self._rng, subs=viewers, day=day))
             runner.run(self.tenant_id)
             self._tx(self._customer_behaviour)
+            if viewers and day == days - 10:
+                self._shop(extras["event"])
             if day % 15 == 0:
                 say(f"day {day} of {days}")
         return DemoResult(self.tenant_id, secret, sample_line=self._tx(self._sample_line))
+
+    def _shop(self, event_id: str) -> None:
+        for sub_id in self._tx(demo_usage.shoppers):
+            film = self._rng.choice(demo_usage.FILMS)[0]
+            buy = partial(
+                demo_usage.buy_one,
+                sub_id=sub_id,
+                roll=self._rng.random(),
+                film=film,
+                event_id=event_id,
+            )
+            _try(partial(self._tx, buy))
 
     def _sample_line(self, uow: UnitOfWork, ctx: Context) -> tuple[str, str] | None:
         if self._sealer is None:

@@ -14,7 +14,7 @@ from iptv_billing.domain.catalog import BillingTerms
 from iptv_billing.domain.errors import Conflict, NotFound
 from iptv_billing.domain.proration import ProrationMode
 from iptv_billing.domain.subscription import LifecycleResult, SubscriptionState
-from iptv_billing.services import catalog, invoicing, log_records
+from iptv_billing.services import catalog, invoicing, log_records, usage_invoices
 from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
 from iptv_billing.services.ports import UnitOfWork
@@ -126,7 +126,14 @@ def cancel(
 ) -> SubscriptionChange:
     current = get_subscription(uow, ctx, subscription_id, for_update=True)
     result = lifecycle.cancel(current.state, ctx.now(), at_period_end)
-    return _store(uow, ctx, current, result, None)
+    change = _store(uow, ctx, current, result, None)
+    if at_period_end:  # the billing run invoices the last period's usage at its end
+        return change
+    terms = catalog.load_terms(catalog.get_terms(uow, ctx, current.terms_id))
+    if not terms.usage_charges:
+        return change
+    final = usage_invoices.final_usage_invoice(uow, ctx, change.subscription, terms)
+    return replace(change, invoice=final) if final else change
 
 
 def _store(

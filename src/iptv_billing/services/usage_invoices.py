@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from iptv_billing.domain import billing
 from iptv_billing.domain.catalog import BillingTerms
+from iptv_billing.domain.errors import NotFound
 from iptv_billing.domain.invoice import InvoiceLine, invoice_totals
 from iptv_billing.domain.periods import Period
 from iptv_billing.domain.subscription import SubscriptionStatus
@@ -15,9 +16,9 @@ from iptv_billing.services import catalog, invoicing, usage_billing
 from iptv_billing.services.context import Context
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import InvoiceRecord, SubscriptionRecord
-from iptv_billing.services.subscriptions import get_subscription
 
 THRESHOLD_REASON = "usage_threshold"
+FINAL_REASON = "subscription_final_usage"
 PAGE = 200
 _BILLED_STATUSES = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
 
@@ -99,22 +100,38 @@ def _invoice_if_reached(
     rated = usage_billing.rate(uow, ctx.tenant_id, sub, terms, period)
     if not threshold_reached(terms, rated):
         return None
-    return _threshold_invoice(uow, ctx, sub, terms, period, rated.lines)
+    return _usage_invoice(uow, ctx, sub, terms, period, rated.lines, THRESHOLD_REASON)
 
 
-def _threshold_invoice(
+def final_usage_invoice(
+    uow: UnitOfWork, ctx: Context, sub: SubscriptionRecord, terms: BillingTerms
+) -> InvoiceRecord | None:
+    """A subscription ended before its period did (an immediate cancellation): invoice the
+    usage of the period so far, and late events of the one before, now."""
+    period = sub.state.current_period
+    lines = usage_billing.unbilled_lines(uow, ctx.tenant_id, sub, terms, period)
+    before = usage_billing.previous_period(ctx, sub.state, terms)
+    if before is not None:
+        lines = usage_billing.unbilled_lines(uow, ctx.tenant_id, sub, terms, before) + lines
+    if not lines:
+        return None
+    return _usage_invoice(uow, ctx, sub, terms, period, lines, FINAL_REASON)
+
+
+def _usage_invoice(
     uow: UnitOfWork,
     ctx: Context,
     sub: SubscriptionRecord,
     terms: BillingTerms,
     period: Period,
     lines: tuple[InvoiceLine, ...],
+    reason: str,
 ) -> InvoiceRecord:
     draft = invoicing.InvoiceDraft(
         customer_id=sub.customer_id,
         currency=sub.state.currency,
         lines=lines,
-        billing_reason=THRESHOLD_REASON,
+        billing_reason=reason,
         subscription_id=sub.id,
         terms_hash=terms.terms_hash,
         period=period,
@@ -130,6 +147,16 @@ def _threshold_terms(uow: UnitOfWork, ctx: Context) -> dict[str, BillingTerms]:
         if terms.usage_threshold:
             found[record.id] = terms
     return found
+
+
+def get_subscription(
+    uow: UnitOfWork, ctx: Context, subscription_id: str, *, for_update: bool = False
+) -> SubscriptionRecord:
+    # Not services.subscriptions': that module invoices usage through this one.
+    record = uow.subscriptions.get(ctx.tenant_id, subscription_id, for_update=for_update)
+    if record is None:
+        raise NotFound("subscription.not_found", f"no subscription {subscription_id}")
+    return record
 
 
 def _terms(uow: UnitOfWork, ctx: Context, terms_id: str) -> BillingTerms:
