@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from iptv_billing.domain.errors import InvalidInput
 from iptv_billing.domain.invoice import InvoiceLine, LineKind
@@ -209,49 +210,32 @@ def hold_released(customer_id: str, amount: Money, *, expired: bool) -> JournalE
 
 
 # -- pay-per-view -------------------------------------------------------------------------------
-PPV_PURCHASED = "ppv_purchased"
-PPV_REFUNDED = "ppv_refunded"
-
-
-def _ppv_source(customer_id: str, method: str) -> str:
-    """Where a PPV purchase's money came from: the customer's wallet, or cash by method."""
+def _sale_source(customer_id: str, method: str) -> str:
+    """Where a sale's money came from: the customer's wallet, or cash by method."""
     return wallet(customer_id) if method == "wallet" else cash(method)
 
 
-def ppv_purchased(customer_id: str, method: str, amount: Money) -> JournalEntry:
-    """Dr wallet(customer) or cash(method) A; Cr revenue:ppv A."""
+def sold(product: str, customer_id: str, method: str, amount: Money) -> JournalEntry:
+    """``{product}_purchased``: Dr wallet(customer) or cash(method) A; Cr revenue:product A."""
     _require_positive(amount)
-    source = _ppv_source(customer_id, method)
-    return JournalEntry(PPV_PURCHASED, (Posting(source, amount), Posting(revenue("ppv"), -amount)))
+    source = _sale_source(customer_id, method)
+    postings = (Posting(source, amount), Posting(revenue(product), -amount))
+    return JournalEntry(f"{product}_purchased", postings)
 
 
-def ppv_refunded(customer_id: str, method: str, amount: Money) -> JournalEntry:
-    """The exact reverse of ``ppv_purchased``: Dr revenue:ppv A; Cr where it came from."""
+def sale_refunded(product: str, customer_id: str, method: str, amount: Money) -> JournalEntry:
+    """``{product}_refunded``, the exact reverse of ``sold``."""
     _require_positive(amount)
-    source = _ppv_source(customer_id, method)
-    return JournalEntry(PPV_REFUNDED, (Posting(revenue("ppv"), amount), Posting(source, -amount)))
+    source = _sale_source(customer_id, method)
+    postings = (Posting(revenue(product), amount), Posting(source, -amount))
+    return JournalEntry(f"{product}_refunded", postings)
 
 
-RENTAL_PURCHASED = "rental_purchased"
-RENTAL_REFUNDED = "rental_refunded"
-
-
-def rental_purchased(customer_id: str, method: str, amount: Money) -> JournalEntry:
-    """A VOD rental: Dr wallet(customer) or cash(method) A; Cr revenue:rental A."""
-    _require_positive(amount)
-    source = _ppv_source(customer_id, method)
-    return JournalEntry(
-        RENTAL_PURCHASED, (Posting(source, amount), Posting(revenue("rental"), -amount))
-    )
-
-
-def rental_refunded(customer_id: str, method: str, amount: Money) -> JournalEntry:
-    """The exact reverse of ``rental_purchased``: Dr revenue:rental A; Cr where it came from."""
-    _require_positive(amount)
-    source = _ppv_source(customer_id, method)
-    return JournalEntry(
-        RENTAL_REFUNDED, (Posting(revenue("rental"), amount), Posting(source, -amount))
-    )
+PPV, RENTAL = "ppv", "rental"  # products sold one at a time
+ppv_purchased = partial(sold, PPV)
+ppv_refunded = partial(sale_refunded, PPV)
+rental_purchased = partial(sold, RENTAL)
+rental_refunded = partial(sale_refunded, RENTAL)
 
 
 def _require_positive(amount: Money) -> None:

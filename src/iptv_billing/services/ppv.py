@@ -15,15 +15,14 @@ from datetime import datetime
 
 from iptv_billing.domain import journal
 from iptv_billing.domain.entitlement import WATCHING, entitlement_of
-from iptv_billing.domain.errors import Conflict, InsufficientFunds, InvalidInput, NotFound
+from iptv_billing.domain.errors import Conflict, InvalidInput, NotFound
 from iptv_billing.domain.money import Money
 from iptv_billing.domain.ppv import PpvEvent, SubscriberDiscount
+from iptv_billing.services import sales
 from iptv_billing.services.catalog import load_terms
 from iptv_billing.services.context import Context
-from iptv_billing.services.log_records import post_journal
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.ppv_records import (
-    EXTERNAL_METHODS,
     PAID,
     PPV_PURCHASE,
     WALLET,
@@ -33,8 +32,6 @@ from iptv_billing.services.ppv_records import (
 )
 from iptv_billing.services.records import LogDraft, Page, SubscriptionRecord
 from iptv_billing.services.subscriptions import get_subscription
-
-METHODS = (WALLET, *EXTERNAL_METHODS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +135,7 @@ def quote(
 
 def purchase(uow: UnitOfWork, ctx: Context, cmd: Purchase) -> PpvPurchaseRecord:
     """Buy an event for a subscription; refused (changing nothing) when it cannot be."""
-    if cmd.method not in METHODS:
-        raise InvalidInput("ppv.invalid_method", f"use one of {METHODS}")
-    if cmd.method != WALLET and not cmd.reference:
-        raise InvalidInput("ppv.reference_required", "an external payment needs its reference")
+    sales.check_payment("ppv", cmd.method, cmd.reference)
     country = cmd.country.upper() if cmd.country else None
     event = get_event(uow, ctx, cmd.event_id)
     sub = get_subscription(uow, ctx, cmd.subscription_id)
@@ -156,11 +150,7 @@ def purchase(uow: UnitOfWork, ctx: Context, cmd: Purchase) -> PpvPurchaseRecord:
     price = quote(uow, ctx, event, sub, cmd.currency or sub.state.currency)
     if not uow.ppv.take_seat(event.id):
         raise Conflict("ppv.sold_out", f"all {event.event.capacity} seats are sold")
-    if cmd.method == WALLET and not price.is_zero():
-        wallet = uow.wallets.get(ctx.tenant_id, sub.customer_id, price.code)
-        balance = uow.wallets.debit(wallet.id, price.minor, now) if wallet else None
-        if balance is None:
-            raise InsufficientFunds("wallet.insufficient_funds", "the wallet does not cover it")
+    sales.take(uow, ctx, sub.customer_id, cmd.method, price)
     record = PpvPurchaseRecord(
         ctx.ids.new("ppvp"),
         ctx.tenant_id,
@@ -176,9 +166,7 @@ def purchase(uow: UnitOfWork, ctx: Context, cmd: Purchase) -> PpvPurchaseRecord:
         now,
     )
     uow.ppv.add_purchase(record)
-    if not price.is_zero():  # a 100 % discount moves no money
-        entry = journal.ppv_purchased(sub.customer_id, cmd.method, price)
-        post_journal(uow, ctx, [(ctx.ids.new("je"), entry, record.id)])
+    sales.book(uow, ctx, journal.PPV, sub.customer_id, cmd.method, price, record.id)
     log_purchase(uow, ctx, record, event)
     return record
 

@@ -17,17 +17,15 @@ from typing import TypeVar
 from iptv_billing.domain import journal
 from iptv_billing.domain.errors import Conflict
 from iptv_billing.domain.money import Money
+from iptv_billing.services import sales
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.context import Context, load_context
 from iptv_billing.services.ids import IdGenerator
-from iptv_billing.services.invoicing import ensure_wallet
-from iptv_billing.services.log_records import post_journal
 from iptv_billing.services.ports import UnitOfWork, UnitOfWorkFactory
 from iptv_billing.services.ppv import get_event, get_purchase, log_purchase
 from iptv_billing.services.ppv_records import (
     PAID,
     REFUNDED,
-    WALLET,
     PpvEventRecord,
     PpvPurchaseRecord,
 )
@@ -48,12 +46,9 @@ def _refund(
         return None
     uow.ppv.release_seat(event.id)
     amount = Money.from_minor(purchase.amount_minor, purchase.currency)
-    if not amount.is_zero():
-        if purchase.method == WALLET:
-            wallet = ensure_wallet(uow, ctx, purchase.customer_id, amount.code)
-            uow.wallets.credit(wallet.id, amount.minor, now)
-        entry = journal.ppv_refunded(purchase.customer_id, purchase.method, amount)
-        post_journal(uow, ctx, [(ctx.ids.new("je"), entry, purchase.id)])
+    sales.give_back(
+        uow, ctx, journal.PPV, purchase.customer_id, purchase.method, amount, purchase.id
+    )
     refunded = replace(purchase, status=REFUNDED, refunded_at=now)
     log_purchase(uow, ctx, refunded, event)
     return refunded

@@ -20,17 +20,15 @@ from datetime import timedelta
 
 from iptv_billing.domain import journal
 from iptv_billing.domain.entitlement import WATCHING
-from iptv_billing.domain.errors import Conflict, InsufficientFunds, InvalidInput, NotFound
+from iptv_billing.domain.errors import Conflict, InvalidInput, NotFound
 from iptv_billing.domain.money import Money
 from iptv_billing.domain.vod import DEFAULT_CATEGORY, RentalTerms, VodItem
+from iptv_billing.services import sales
 from iptv_billing.services.context import Context
-from iptv_billing.services.invoicing import ensure_wallet
-from iptv_billing.services.log_records import post_journal
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import LogDraft, Page
 from iptv_billing.services.subscriptions import get_subscription
 from iptv_billing.services.vod_records import (
-    EXTERNAL_METHODS,
     PAID,
     REFUNDED,
     VOD_RENTAL,
@@ -40,7 +38,6 @@ from iptv_billing.services.vod_records import (
     rental_record,
 )
 
-METHODS = (WALLET, *EXTERNAL_METHODS)
 # A set-top box may give a rental back (Ministra's unsubscribe hook) this soon after renting
 # it, refunded; later it is kept (watching has likely begun).
 STB_RETURN_WINDOW = timedelta(minutes=5)
@@ -113,10 +110,7 @@ def get_rental(uow: UnitOfWork, ctx: Context, rental_id: str) -> VodRentalRecord
 # -- rentals -----------------------------------------------------------------------------------
 def rent(uow: UnitOfWork, ctx: Context, cmd: Rent) -> VodRentalRecord:
     """Rent an item for a subscription; refused (changing nothing) when it cannot be."""
-    if cmd.method not in METHODS:
-        raise InvalidInput("vod.invalid_method", f"use one of {METHODS}")
-    if cmd.method != WALLET and not cmd.reference:
-        raise InvalidInput("vod.reference_required", "an external payment needs its reference")
+    sales.check_payment("vod", cmd.method, cmd.reference)
     item = get_item(uow, ctx, cmd.item_id)
     if not item.item.rentable:
         raise Conflict("vod.not_rentable", f"{item.code} is not for rent")
@@ -128,11 +122,7 @@ def rent(uow: UnitOfWork, ctx: Context, cmd: Rent) -> VodRentalRecord:
     if uow.vod.current_rental(ctx.tenant_id, item.id, sub.id, now) is not None:
         raise Conflict("vod.already_rented", "this subscription is renting the item already")
     price = item.item.rental_price(cmd.currency or sub.state.currency)
-    if cmd.method == WALLET and not price.is_zero():
-        wallet = uow.wallets.get(ctx.tenant_id, sub.customer_id, price.code)
-        balance = uow.wallets.debit(wallet.id, price.minor, now) if wallet else None
-        if balance is None:
-            raise InsufficientFunds("wallet.insufficient_funds", "the wallet does not cover it")
+    sales.take(uow, ctx, sub.customer_id, cmd.method, price)
     window = item.item.rental_window(now)
     record = VodRentalRecord(
         ctx.ids.new("vodr"),
@@ -150,9 +140,7 @@ def rent(uow: UnitOfWork, ctx: Context, cmd: Rent) -> VodRentalRecord:
         now,
     )
     uow.vod.add_rental(record)
-    if not price.is_zero():  # a free rental moves no money
-        entry = journal.rental_purchased(sub.customer_id, cmd.method, price)
-        post_journal(uow, ctx, [(ctx.ids.new("je"), entry, record.id)])
+    sales.book(uow, ctx, journal.RENTAL, sub.customer_id, cmd.method, price, record.id)
     _log(uow, ctx, record, item)
     return record
 
@@ -178,12 +166,7 @@ def _refund(uow: UnitOfWork, ctx: Context, rental: VodRentalRecord) -> VodRental
     if not uow.vod.mark_refunded(rental.id, now):
         return None
     amount = Money.from_minor(rental.amount_minor, rental.currency)
-    if not amount.is_zero():
-        if rental.method == WALLET:
-            wallet = ensure_wallet(uow, ctx, rental.customer_id, amount.code)
-            uow.wallets.credit(wallet.id, amount.minor, now)
-        entry = journal.rental_refunded(rental.customer_id, rental.method, amount)
-        post_journal(uow, ctx, [(ctx.ids.new("je"), entry, rental.id)])
+    sales.give_back(uow, ctx, journal.RENTAL, rental.customer_id, rental.method, amount, rental.id)
     refunded = replace(rental, status=REFUNDED, refunded_at=now)
     _log(uow, ctx, refunded, get_item(uow, ctx, rental.item_id))
     return refunded
