@@ -30,9 +30,11 @@ from iptv_billing.services.anchoring import AnchorChain, ChainReceipt
 from iptv_billing.services.clock import Clock, SystemClock
 from iptv_billing.services.ids import IdGenerator, TimeOrderedIds
 from iptv_billing.services.jobs import RecurringJobs
+from iptv_billing.services.metered_holds import RESERVE_SECONDS
 from iptv_billing.services.providers import PaymentProvider
 from iptv_billing.services.provisioning import ProvisioningWorker, Transports
 from iptv_billing.services.publishing import LedgerPublisher
+from iptv_billing.services.session_charging import SessionCharger
 from iptv_billing.services.stream_auth import StreamAuthorizer
 from iptv_billing.services.usage_feed import UsageFeed
 from iptv_billing.streaming import AccessFollower, open_authorizer, open_secret_box
@@ -145,7 +147,8 @@ def build_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
     from iptv_billing.api.deps import AppServices
 
     grace = settings.usage_grace_seconds if settings else 259_200.0
-    feed = usage_feed(runtime, grace)
+    reserve = settings.usage_reserve_seconds if settings else RESERVE_SECONDS
+    feed = usage_feed(runtime, grace, reserve)
     services = AppServices(
         runtime.database,
         runtime.ids,
@@ -183,17 +186,24 @@ def build_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def usage_feed(runtime: Runtime, grace_seconds: float) -> UsageFeed | None:
-    """Viewing time from the streaming servers' callbacks, for tenants that meter it."""
+def usage_feed(
+    runtime: Runtime, grace_seconds: float, reserve_seconds: int = RESERVE_SECONDS
+) -> UsageFeed | None:
+    """Viewing time from the streaming servers' callbacks, for tenants that meter it; prepaid
+    metered sessions are charged as they play."""
     if runtime.stream is None:
         return None
+    database = runtime.database
     return UsageFeed(
         runtime.stream.index,
-        runtime.database.uow,
+        database.uow,
         runtime.clock,
         runtime.ids,
         runtime.stream.now_for,
         timedelta(seconds=grace_seconds),
+        charger=SessionCharger(
+            database.uow, runtime.clock, runtime.ids, reserve_seconds, is_transient
+        ),
     )
 
 

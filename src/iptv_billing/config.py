@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./iptv-billing.db"
@@ -76,3 +77,7 @@ class Settings(BaseSettings):
     # How late a usage event may arrive and still be accepted (3 days); events more than five
     # minutes in the future are refused whatever this says.
     usage_grace_seconds: float = 259_200.0
+    # Viewing a prepaid metered session reserves from the wallet at a time (a minute when
+    # that is all the balance covers); each reservation is charged by an invoice when the
+    # next one is made or the session ends.
+    usage_reserve_seconds: int = Field(default=900, ge=60, le=86_400)

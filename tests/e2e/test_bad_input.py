@@ -72,6 +72,15 @@ def shop(e2e_server: E2EServer) -> Shop:
     return Shop(api, ids)
 
 
+METERED = {"name": "M", "interval": {"unit": "month"}, "prices": [money("0.00")]}
+USAGE = {
+    "metric": "minutes",
+    "name": "Minutes",
+    "aggregation": "sum",
+    "prices": [{"currency": "EUR", "model": "per_unit", "unit_price": "0.01"}],
+}
+
+
 def observable(shop: Shop) -> dict[str, Any]:
     """What a bad request must not change."""
     api, ids = shop.api, shop.ids
@@ -163,6 +172,11 @@ CASES = [
     Bad("float plan price", "POST", "/v1/plans", 422, "money.float_refused",
         json={"code": "float", "name": "F", "terms": {"name": "F", "interval": {"unit": "month"},
               "prices": [{"amount": 9.99, "currency": "EUR"}]}}),
+    Bad("float usage price", "POST", "/v1/plans", 422, "usage.number_not_string",
+        json={"code": "metered", "name": "M", "terms": {**METERED, "usage_charges": [
+            {**USAGE, "prices": [{"currency": "EUR", "model": "per_unit", "unit_price": 0.01}]}]}}),
+    Bad("usage of an unknown metric", "POST", "/v1/plans", 422, "terms.unknown_metric",
+        json={"code": "metered", "name": "M", "terms": {**METERED, "usage_charges": [USAGE]}}),
     Bad("debit beyond the balance", "POST", "/v1/customers/{customer}/wallet/debits", 402,
         "wallet.insufficient_funds", json={"amount": money("500.00"), "description": "x"}),
     # -- unknown ids and routes

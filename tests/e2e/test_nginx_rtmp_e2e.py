@@ -11,7 +11,9 @@ learns of each change through its log follower (about a second), then:
   refused at ``on_play``;
 * a second screen over the one-connection limit is refused, and plays once the first ended;
 * a suspension by dunning during playback (the test clock passes the period end and the
-  billing run finds the renewal unpaid) ends the playing session at the next ``on_update``.
+  billing run finds the renewal unpaid) ends the playing session at the next ``on_update``;
+* a prepaid pay-as-you-watch session holds what the wallet can pay at ``on_play`` and is
+  dropped at the ``on_update`` after it has played it.
 """
 
 from __future__ import annotations
@@ -171,3 +173,78 @@ def test_a_suspension_ends_playback_at_the_next_update(
         assert wait_for_exit(player, FOLLOW_SECONDS + 2 * UPDATE_SECONDS) is not None
         refused = nginx.play(STREAM, viewer.query(), seconds=0.5, timeout=15)
         assert not refused.ok
+
+
+def _pay_as_you_watch(api: ApiClient) -> Line:
+    """A prepaid viewer of a plan that charges 0.001 a second of viewing, with one minute's
+    worth (0.06) in the wallet."""
+    _catalog(api)
+    api.create(
+        "/v1/metrics",
+        {"code": "viewing_seconds", "name": "Viewing", "aggregation": "sum", "unit": "second"},
+    )
+    price = {"model": "per_unit", "unit_price": "0.001", "tiers": [], "package_size": "1"}
+    terms = {
+        "name": "Pay as you watch",
+        "interval": {"unit": "month", "count": 1},
+        "prices": [money("0.00")],
+        "package_codes": ["basic"],
+        "grace_days": 0,
+        "suspend_after_days": 0,
+        "usage_charges": [
+            {
+                "metric": "viewing_seconds",
+                "name": "Viewing",
+                "aggregation": "sum",
+                "prices": [{**price, "included": "0", "currency": "EUR"}],
+            }
+        ],
+    }
+    plan = api.create("/v1/plans", {"code": "payg", "name": "PAYG", "terms": terms})
+    customer = api.create(
+        "/v1/customers",
+        {
+            "name": "Prepaid viewer",
+            "email": "prepaid@example.com",
+            "currency": "EUR",
+            "collection_method": "charge_wallet",
+        },
+    )
+    api.create(f"/v1/customers/{customer['id']}/wallet/top-ups", {"amount": money("0.06")})
+    sub = api.create(
+        "/v1/subscriptions", {"customer_id": customer["id"], "plan_id": plan["id"], "trial": False}
+    )
+    line = api.create(f"/v1/subscriptions/{sub['id']}/lines", {})
+    return Line(sub["id"], line["login"], line["secret"])
+
+
+def test_a_prepaid_metered_session_stops_when_its_wallet_is_spent(
+    e2e_server: E2EServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``on_play`` holds the viewing the wallet can pay (one minute); when it has played it,
+    the minute is invoiced and paid from the hold, no further minute can be held, and the
+    next ``on_update`` is refused, so nginx drops the player. A new play is refused."""
+    tenant = e2e_server.fresh_tenant()
+    api = e2e_server.client(tenant)
+    api.action("/v1/test-clock/freeze", {"at": START})
+    viewer = _pay_as_you_watch(api)
+    customer_id = api.read(f"/v1/subscriptions/{viewer.subscription_id}")["customer_id"]
+    work = tmp_path_factory.mktemp("nginx-rtmp-prepaid")
+    callback = f"{e2e_server.base_url}/integrations/nginx-rtmp"
+    with running_nginx_rtmp(callback, Path(work), update_seconds=UPDATE_SECONDS) as nginx:
+        nginx.publish(STREAM)
+        nginx.wait_until_published(STREAM, timeout=20)
+        # Known to the server once its follower read the log (a probe's hold is voided).
+        assert _eventually(lambda: nginx.play(STREAM, viewer.query(), seconds=0.5).ok, 30)
+        player = nginx.play_in_background(STREAM, viewer.query())
+        assert _eventually(lambda: nginx.frames(player) > 0)
+        holds = api.read(f"/v1/customers/{customer_id}/wallet/holds", status="pending")["data"]
+        assert [h["amount"]["minor"] for h in holds] == [6]
+        # The minute plays out, then at most a flush and two heartbeats pass.
+        assert wait_for_exit(player, 60 + 1 + 3 * UPDATE_SECONDS + 10) is not None
+        assert not nginx.play(STREAM, viewer.query(), seconds=0.5, timeout=15).ok
+    wallet = api.read(f"/v1/customers/{customer_id}/wallets")["data"][0]
+    assert (wallet["balance"]["minor"], wallet["pending"]["minor"]) == (0, 0)
+    invoices = api.read("/v1/invoices", customer_id=customer_id)["data"]
+    paid = [(i["billing_reason"], i["total"]["minor"], i["status"]) for i in invoices]
+    assert ("usage_session", 6, "paid") in paid

@@ -26,6 +26,7 @@ from iptv_billing.services.jobs import RecurringJobs, TickReport
 from iptv_billing.services.ledger_audit import verify_log
 from iptv_billing.services.providers import ProviderCharge
 from iptv_billing.services.records import PaymentRecord
+from iptv_billing.services.wallet_automation import WALLET_SETTINGS
 from iptv_billing.services.wallet_notices import WALLET_NOTICE
 
 
@@ -191,6 +192,23 @@ def test_clearing_the_threshold_stops_the_notices(world: World) -> None:
     assert shown["low_balance_threshold"] is None
     world.tick()
     assert world.notices(customer.id) == []
+
+
+def test_each_change_of_the_settings_is_logged_and_a_repeat_is_not(world: World) -> None:
+    customer = world.op.customer(top_up="1.00")
+
+    def logged() -> list[dict[str, Any]]:
+        entries = world.op.read(lambda u, c: u.log.entries_about(c.tenant_id, [customer.id]))
+        return [json.loads(e.record) for e in entries if e.kind == WALLET_SETTINGS]
+
+    world.configure(customer.id, {"low_balance_threshold": "5.00"})
+    world.configure(customer.id, {"low_balance_threshold": "5.00"})  # no change, no entry
+    world.configure(customer.id, auto("2.00", "20.00", "pm_card_visa"))
+    first, second = logged()
+    assert (first["low_balance_threshold_minor"], first["auto_top_up_amount_minor"]) == (500, None)
+    assert (second["auto_top_up_below_minor"], second["auto_top_up_amount_minor"]) == (200, 2000)
+    assert second["auto_top_up_payment_method"] == "pm_card_visa"
+    assert world.books_consistent()
 
 
 # --- auto top-up --------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from iptv_billing.domain.rating import (
     partial_of,
 )
 from iptv_billing.domain.usage_charges import UsageCharge
-from iptv_billing.domain.usage_rating import rate_period, threshold_reached
+from iptv_billing.domain.usage_rating import marginal_charge, rate_period, threshold_reached
 
 START = datetime(2027, 1, 1, tzinfo=UTC)
 PERIOD = Period(START, datetime(2027, 2, 1, tzinfo=UTC))
@@ -155,3 +155,31 @@ def test_no_usage_no_lines() -> None:
     rated = rate_period(terms(), "EUR", PERIOD, {})
     assert rated.lines == ()
     assert rated.total == Money.of("0", "EUR")
+
+
+@given(
+    stretches=st.lists(st.decimals(min_value=0, max_value=400, places=2), max_size=12),
+    cap=st.sampled_from([None, "15"]),
+)
+def test_charging_a_session_stretch_by_stretch_adds_up_to_the_period(
+    stretches: list[Decimal], cap: str | None
+) -> None:
+    """What session holds charge, stretch after stretch at each stretch's marginal price
+    (tiers crossed, allowance used up, cap reached), is what the period costs as a whole."""
+    plan = terms(cap=cap)
+    used: dict[str, Decimal] = {}
+    charged = Money.of("0", "EUR")
+    for more in stretches:
+        step = marginal_charge(plan, "EUR", PERIOD, used, "minutes", more)
+        assert not step.is_negative()
+        charged = charged + step
+        used["minutes"] = used.get("minutes", Decimal(0)) + more
+    assert charged == rate_period(plan, "EUR", PERIOD, used).charged
+
+
+def test_a_stretch_inside_the_allowance_costs_nothing_and_the_next_tier_prices_the_rest() -> None:
+    plan = terms()  # "minutes": graduated, 5 included, 0.05 up to 100, then 0.02 + 1.00 flat
+    assert marginal_charge(plan, "EUR", PERIOD, {}, "minutes", Decimal(5)).is_zero()
+    # 95 used is 90 billed; 20 more: 10 at 0.05 to the tier's end, 10 at 0.02, its 1.00 fee.
+    more = marginal_charge(plan, "EUR", PERIOD, {"minutes": Decimal(95)}, "minutes", Decimal(20))
+    assert more == Money.of("0.50", "EUR") + Money.of("0.20", "EUR") + Money.of("1.00", "EUR")

@@ -52,6 +52,7 @@ class Reason(StrEnum):
     NOT_PURCHASED = "not_purchased"
     COUNTRY_NOT_ALLOWED = "country_not_allowed"
     OVER_CONNECTION_LIMIT = "over_connection_limit"
+    BALANCE_EXHAUSTED = "balance_exhausted"  # the prepaid wallet pays for no more metered viewing
 
 
 _STATUS_REASON = {

@@ -191,12 +191,24 @@ def hold_placed(customer_id: str, amount: Money) -> JournalEntry:
 
 def hold_posted(customer_id: str, held_amount: Money, posted: Money, purpose: str) -> JournalEntry:
     """Dr held H; Cr revenue P; Cr wallet H - P (what was reserved but not used goes back)."""
-    _require_positive(posted)
-    if posted > held_amount:
+    return _hold_charged(customer_id, held_amount, posted, revenue(purpose))
+
+
+def hold_paid_invoice(customer_id: str, held_amount: Money, paid: Money) -> JournalEntry:
+    """Dr held H; Cr receivable P; Cr wallet H - P: a session hold pays the invoice of the
+    usage it reserved for (the invoice recognised the revenue)."""
+    return _hold_charged(customer_id, held_amount, paid, receivable(customer_id))
+
+
+def _hold_charged(
+    customer_id: str, held_amount: Money, charged: Money, credited: str
+) -> JournalEntry:
+    _require_positive(charged)
+    if charged > held_amount:
         raise InvalidInput("wallet_hold.post_exceeds_hold", "a hold posts at most what it holds")
-    postings = [Posting(held(customer_id), held_amount), Posting(revenue(purpose), -posted)]
-    if posted != held_amount:
-        postings.append(Posting(wallet(customer_id), posted - held_amount))
+    postings = [Posting(held(customer_id), held_amount), Posting(credited, -charged)]
+    if charged != held_amount:
+        postings.append(Posting(wallet(customer_id), charged - held_amount))
     return JournalEntry(WALLET_HOLD_POSTED, tuple(postings))
 
 

@@ -61,3 +61,19 @@ def threshold_reached(terms: BillingTerms, unbilled: RatedUsage) -> bool:
 
 def _credit(description: str, amount: Money, period: Period) -> InvoiceLine:
     return line(LineKind.USAGE, description, -amount, period=period)
+
+
+def marginal_charge(
+    terms: BillingTerms,
+    currency: str,
+    period: Period,
+    quantities: Mapping[str, Decimal],
+    metric: str,
+    more: Decimal,
+) -> Money:
+    """What ``more`` of ``metric`` would add to the period's charges on top of ``quantities``:
+    the price of the next units at the tier they fall in, after allowances and the cap."""
+    before = rate_period(terms, currency, period, quantities).charged
+    grown = dict(quantities)
+    grown[metric] = grown.get(metric, Decimal(0)) + more
+    return rate_period(terms, currency, period, grown).charged - before

@@ -141,14 +141,18 @@ def create_draft(uow: UnitOfWork, ctx: Context, draft: InvoiceDraft) -> InvoiceR
     return record
 
 
-def finalize(uow: UnitOfWork, ctx: Context, invoice_id: str, due_days: int = 0) -> InvoiceRecord:
+def finalize(
+    uow: UnitOfWork, ctx: Context, invoice_id: str, due_days: int = 0, *, collect: bool = True
+) -> InvoiceRecord:
+    """Number and journal a draft; a prepaid customer's wallet pays it unless ``collect`` is
+    False (the caller pays it otherwise, as a session hold does)."""
     invoice = get_invoice(uow, ctx, invoice_id, for_update=True)
     if invoice.status != InvoiceStatus.DRAFT.value:
         raise Conflict("invoice.illegal_transition", f"invoice is {invoice.status}, not draft")
     (final,) = finalize_all(uow, ctx, [invoice], [due_days])
     uow.invoices.update(final)
     credit_negative_totals(uow, ctx, [final])
-    return collect_from_wallet_if_due(uow, ctx, final)
+    return collect_from_wallet_if_due(uow, ctx, final) if collect else final
 
 
 def void(uow: UnitOfWork, ctx: Context, invoice_id: str) -> InvoiceRecord:

@@ -198,6 +198,9 @@ class WalletHoldRecord:
     created_at: datetime
     expires_at: datetime
     resolved_at: datetime | None = None
+    # A session hold reserves for this subscription's metered period (its start).
+    subscription_id: str | None = None
+    period_start: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,7 @@ def _invoice_if_reached(
     rated = usage_billing.rate(uow, ctx.tenant_id, sub, terms, period)
     if not threshold_reached(terms, rated):
         return None
-    return _usage_invoice(uow, ctx, sub, terms, period, rated.lines, THRESHOLD_REASON)
+    return usage_invoice(uow, ctx, sub, terms, period, rated.lines, THRESHOLD_REASON)
 
 
 def final_usage_invoice(
@@ -115,10 +115,10 @@ def final_usage_invoice(
         lines = usage_billing.unbilled_lines(uow, ctx.tenant_id, sub, terms, before) + lines
     if not lines:
         return None
-    return _usage_invoice(uow, ctx, sub, terms, period, lines, FINAL_REASON)
+    return usage_invoice(uow, ctx, sub, terms, period, lines, FINAL_REASON)
 
 
-def _usage_invoice(
+def usage_invoice(
     uow: UnitOfWork,
     ctx: Context,
     sub: SubscriptionRecord,
@@ -126,6 +126,8 @@ def _usage_invoice(
     period: Period,
     lines: tuple[InvoiceLine, ...],
     reason: str,
+    *,
+    collect: bool = True,
 ) -> InvoiceRecord:
     draft = invoicing.InvoiceDraft(
         customer_id=sub.customer_id,
@@ -137,7 +139,7 @@ def _usage_invoice(
         period=period,
     )
     record = invoicing.create_draft(uow, ctx, draft)
-    return invoicing.finalize(uow, ctx, record.id, terms.payment_due_days)
+    return invoicing.finalize(uow, ctx, record.id, terms.payment_due_days, collect=collect)
 
 
 def _threshold_terms(uow: UnitOfWork, ctx: Context) -> dict[str, BillingTerms]:

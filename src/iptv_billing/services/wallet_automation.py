@@ -33,7 +33,7 @@ from iptv_billing.domain.wallet_automation import (
     retry_after_decline,
     top_up_due,
 )
-from iptv_billing.ledger.entries import moment
+from iptv_billing.ledger.entries import RECORD_VERSION, moment
 from iptv_billing.services import invoicing, payments
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.context import Context, load_context
@@ -41,9 +41,10 @@ from iptv_billing.services.customers import get_customer
 from iptv_billing.services.ids import IdGenerator
 from iptv_billing.services.ports import UnitOfWork, UnitOfWorkFactory
 from iptv_billing.services.providers import PaymentProvider
-from iptv_billing.services.records import PaymentRecord, WalletRecord
+from iptv_billing.services.records import LogDraft, PaymentRecord, WalletRecord
 from iptv_billing.services.wallet_notices import NOTICE_BATCH, notify_low_balances, stage_notice
 
+WALLET_SETTINGS = "wallet_settings"  # log kind: a wallet's automation settings changed
 log = logging.getLogger(__name__)
 
 TOP_UP_BATCH = 200
@@ -105,7 +106,30 @@ def configure_wallet(uow: UnitOfWork, ctx: Context, cmd: ConfigureWallet) -> Wal
         )
     if changed != wallet:
         uow.wallet_automation.save_settings(changed)
+        _log_settings(uow, ctx, changed)
     return _locked(uow, ctx, wallet.id)
+
+
+def _log_settings(uow: UnitOfWork, ctx: Context, wallet: WalletRecord) -> None:
+    """The settings as they now stand, in the log: who may be charged automatically, and
+    when, is part of what the operator answers for."""
+    at = ctx.now()
+    record = {
+        "v": RECORD_VERSION,
+        "type": WALLET_SETTINGS,
+        "tenant": ctx.tenant_id,
+        "wallet": wallet.id,
+        "customer": wallet.customer_id,
+        "currency": wallet.currency,
+        "low_balance_threshold_minor": wallet.low_balance_threshold_minor,
+        "auto_top_up_below_minor": wallet.auto_top_up_below_minor,
+        "auto_top_up_amount_minor": wallet.auto_top_up_amount_minor,
+        "auto_top_up_payment_method": wallet.auto_top_up_payment_method,
+        "at": moment(at),
+    }
+    uow.log.stage(
+        ctx.tenant_id, [LogDraft(WALLET_SETTINGS, wallet.id, wallet.customer_id, record, at)]
+    )
 
 
 def _locked(uow: UnitOfWork, ctx: Context, wallet_id: str) -> WalletRecord:

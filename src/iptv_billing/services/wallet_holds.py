@@ -7,7 +7,8 @@ journal entry (with its log entry) land together or not at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from iptv_billing.domain import journal
 from iptv_billing.domain.errors import Conflict, InsufficientFunds, InvalidInput, NotFound
@@ -24,7 +25,7 @@ from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
 from iptv_billing.services.log_records import post_journal
 from iptv_billing.services.ports import UnitOfWork
-from iptv_billing.services.records import Page, WalletHoldRecord
+from iptv_billing.services.records import InvoiceRecord, Page, WalletHoldRecord
 
 EXPIRY_BATCH = 500
 
@@ -37,6 +38,9 @@ class PlaceHold:
     ttl_seconds: int | None = None
     reference: str | None = None
     description: str = ""
+    # A session hold: the subscription and the start of the metered period it reserves for.
+    subscription_id: str | None = None
+    period_start: datetime | None = None
 
 
 def place_hold(uow: UnitOfWork, ctx: Context, cmd: PlaceHold) -> WalletHoldRecord:
@@ -61,6 +65,8 @@ def place_hold(uow: UnitOfWork, ctx: Context, cmd: PlaceHold) -> WalletHoldRecor
         description=cmd.description[:500],
         created_at=now,
         expires_at=hold_expiry(now, cmd.ttl_seconds),
+        subscription_id=cmd.subscription_id,
+        period_start=cmd.period_start,
     )
     if not uow.holds.reserve(hold):
         raise InsufficientFunds(
@@ -80,10 +86,38 @@ def post_hold(
     hold = get_hold(uow, ctx, hold_id)
     now = ctx.now()
     check_resolvable(hold.status, hold.expires_at, now)
+    if hold.subscription_id is not None:
+        raise Conflict(
+            "wallet_hold.session_hold",
+            "a session's hold is charged by the usage invoice of what it played; void it to "
+            "release it",
+        )
     held = Money.from_minor(hold.amount_minor, hold.currency)
     posted = amount_to_post(held, amount)
     entry = journal.hold_posted(hold.customer_id, held, posted, hold.purpose)
     return _resolve(uow, ctx, hold, HoldStatus.POSTED, posted.minor, entry)
+
+
+def pay_invoice_from_hold(
+    uow: UnitOfWork, ctx: Context, hold: WalletHoldRecord, invoice: InvoiceRecord
+) -> InvoiceRecord:
+    """Pay what the hold covers of ``invoice`` (finalized, the hold's customer's and currency)
+    and release the rest of the hold, in this transaction; the invoice as it stands after."""
+    check_resolvable(hold.status, hold.expires_at, ctx.now())
+    if (invoice.customer_id, invoice.currency) != (hold.customer_id, hold.currency):
+        raise InvalidInput("wallet_hold.wrong_invoice", "a hold pays its customer's invoices")
+    paid = Money.from_minor(min(hold.amount_minor, invoice.amount_due_minor), hold.currency)
+    if paid.minor <= 0:
+        void_hold(uow, ctx, hold.id)
+        return invoice
+    entry = journal.hold_paid_invoice(hold.customer_id, _held(hold), paid)
+    _resolve(uow, ctx, hold, HoldStatus.POSTED, paid.minor, entry, invoice.id)
+    payment = invoicing.new_payment(ctx, hold.customer_id, invoice.id, "wallet", paid, "succeeded")
+    uow.payments.add(replace(payment, applied_minor=paid.minor, reference=hold.id))
+    settled = invoicing.apply_amount(invoice, paid.minor, ctx.now())
+    uow.invoices.update(settled)
+    invoicing.settle_subscription_if_clear(uow, ctx, settled)
+    return settled
 
 
 def void_hold(uow: UnitOfWork, ctx: Context, hold_id: str) -> WalletHoldRecord:
@@ -134,8 +168,9 @@ def _resolve(
     status: HoldStatus,
     posted_minor: int,
     entry: journal.JournalEntry,
+    reference: str | None = None,
 ) -> WalletHoldRecord:
-    if not _try_resolve(uow, ctx, hold, status, posted_minor, entry):
+    if not _try_resolve(uow, ctx, hold, status, posted_minor, entry, reference):
         raise Conflict("wallet_hold.not_pending", "the hold was resolved concurrently")
     return get_hold(uow, ctx, hold.id)
 
@@ -147,8 +182,9 @@ def _try_resolve(
     status: HoldStatus,
     posted_minor: int,
     entry: journal.JournalEntry,
+    reference: str | None = None,
 ) -> bool:
     if not uow.holds.resolve(hold, status, posted_minor, ctx.now()):
         return False
-    post_journal(uow, ctx, [(ctx.ids.new("je"), entry, hold.id)])
+    post_journal(uow, ctx, [(ctx.ids.new("je"), entry, reference or hold.id)])
     return True

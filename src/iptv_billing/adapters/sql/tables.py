@@ -673,6 +673,18 @@ class WalletHold(Base):
         CheckConstraint("(status = 'pending') = (resolved_at IS NULL)", name="resolved"),
         Index("ix_wallet_holds_due", "status", "expires_at"),
         Index("ix_wallet_holds_customer", "tenant_id", "customer_id", "id"),
+        # Session holds reserve for a subscription's metered period (migration 0013).
+        CheckConstraint(
+            "(subscription_id IS NULL) = (period_start IS NULL)", name="session_period"
+        ),
+        Index(
+            "ix_wallet_holds_subscription",
+            "tenant_id",
+            "subscription_id",
+            "status",
+            postgresql_where=text("subscription_id IS NOT NULL"),
+            sqlite_where=text("subscription_id IS NOT NULL"),
+        ),
     )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
@@ -688,6 +700,8 @@ class WalletHold(Base):
     created_at: Mapped[datetime] = mapped_column(Moment)
     expires_at: Mapped[datetime] = mapped_column(Moment)
     resolved_at: Mapped[datetime | None] = mapped_column(Moment)
+    subscription_id: Mapped[str | None] = mapped_column(ForeignKey("subscriptions.id"))
+    period_start: Mapped[datetime | None] = mapped_column(Moment)
 
 
 # -- usage metering (migration 0009) -----------------------------------------------------------

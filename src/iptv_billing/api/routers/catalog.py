@@ -15,6 +15,7 @@ from iptv_billing.api.money import MoneyIn, MoneyOut
 from iptv_billing.api.pagination import ListResponse, Pagination
 from iptv_billing.api.routers._work import read, write
 from iptv_billing.api.schemas import ApiModel
+from iptv_billing.api.usage_terms import MeteredTermsIn
 from iptv_billing.domain.catalog import BillingTerms
 from iptv_billing.domain.errors import NotFound
 from iptv_billing.services import catalog
@@ -115,9 +116,9 @@ class AddOnIn(ApiModel):
     package_codes: list[Code] = Field(default_factory=list, max_length=100)
 
 
-class TermsIn(ApiModel):
+class TermsIn(MeteredTermsIn):
     """One version of a plan's billing terms. Prices are per currency; a change is a new
-    version, never an edit."""
+    version, never an edit. Metered plans add usage charges (and a threshold, a cap)."""
 
     name: Name
     interval: IntervalIn
@@ -134,12 +135,12 @@ class TermsIn(ApiModel):
     effective_from: AwareDatetime | None = None
 
     def command(self) -> catalog.PublishTerms:
-        fields = self.model_dump(exclude={"effective_from"})
+        fields = self.model_dump(exclude={"effective_from", *MeteredTermsIn.model_fields})
         fields["prices"] = _money_docs(self.prices)
         fields["setup_fees"] = _money_docs(self.setup_fees)
         for doc, addon in zip(fields["addons"], self.addons, strict=True):
             doc["prices"] = _money_docs(addon.prices)
-        return catalog.PublishTerms(fields, self.effective_from)
+        return catalog.PublishTerms(fields | self.metered_document(), self.effective_from)
 
 
 def _money_docs(values: list[MoneyIn]) -> list[dict[str, Any]]:

@@ -56,6 +56,11 @@ class HoldOut(ApiModel):
     created_at: datetime
     expires_at: datetime
     resolved_at: datetime | None
+    subscription_id: str | None = Field(
+        description="a streaming session's hold: the subscription whose metered viewing it "
+        "reserves for (charged by a usage invoice it pays)"
+    )
+    period_start: datetime | None = Field(description="the metered period it reserves for")
 
     @classmethod
     def of(cls, r: WalletHoldRecord) -> HoldOut:
@@ -72,6 +77,8 @@ class HoldOut(ApiModel):
             created_at=r.created_at,
             expires_at=r.expires_at,
             resolved_at=r.resolved_at,
+            subscription_id=r.subscription_id,
+            period_start=r.period_start,
         )
 
 

@@ -278,5 +278,8 @@ class SqlSubscriptionRepository:
         """Row locks on PostgreSQL; SQLite has none and needs none (BEGIN IMMEDIATE)."""
         if not is_postgresql(self._c):
             return query
-        # OF: the outer-joined pending terms row must not (and cannot) be locked.
-        return query.with_for_update(of=SUBSCRIPTIONS, skip_locked=skip_locked)
+        # OF: the outer-joined pending terms row must not (and cannot) be locked. NO KEY
+        # UPDATE (ids never change): rows that only refer to the subscription (a wallet hold,
+        # an invoice) can be inserted meanwhile, so a writer holding a wallet row while it
+        # inserts one never deadlocks with the subscription's holder waiting for that wallet.
+        return query.with_for_update(of=SUBSCRIPTIONS, skip_locked=skip_locked, key_share=True)

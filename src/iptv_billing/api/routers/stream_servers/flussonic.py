@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from iptv_billing.api.deps import get_services
@@ -29,6 +30,7 @@ from iptv_billing.api.routers.stream_servers._common import (
     query_doc,
     query_fields,
 )
+from iptv_billing.domain.entitlement import Reason
 from iptv_billing.domain.stream_protocols import (
     auth_duration,
     client_ip,
@@ -86,17 +88,34 @@ async def _auth(request: Request, fields: dict[str, Any]) -> Response:
     answer = await call(stream, stream.heartbeat if update else stream.authorize, play)
     if not answer.allowed:
         return deny(403, str(answer.reason))
-    if update and answer.credential is not None and play.session_id is not None:
-        _meter(request, answer, play.session_id, fields)
+    if answer.credential is not None and play.session_id is not None:
+        charged = (
+            _meter(request, answer, play.session_id, fields)
+            if update
+            else await _admit(request, answer, play.session_id)
+        )
+        if not charged:
+            await call(stream, stream.finish, play.presented, play.session_id, play.ip)
+            return deny(403, Reason.BALANCE_EXHAUSTED.value)
     return _allowed(stream, answer, counted=play.session_id is not None)
 
 
-def _meter(request: Request, answer: PlayAnswer, session: str, fields: dict[str, Any]) -> None:
-    """Viewing time and bytes of an ongoing session into the usage feed (memory only)."""
+def _meter(request: Request, answer: PlayAnswer, session: str, fields: dict[str, Any]) -> bool:
+    """Viewing time and bytes of an ongoing session into the usage feed (memory only);
+    False once the prepaid wallet pays for no more metered viewing."""
     feed = get_services(request).usage_feed
     duration = _count(fields.get("duration"))
     if feed is not None and answer.credential is not None and duration is not None:
-        feed.viewing(answer.credential, session, duration, _count(fields.get("bytes")))
+        return feed.viewing(answer.credential, session, duration, _count(fields.get("bytes")))
+    return True
+
+
+async def _admit(request: Request, answer: PlayAnswer, session: str) -> bool:
+    """A new session of a prepaid metered plan holds its first stretch of viewing."""
+    feed = get_services(request).usage_feed
+    if feed is None or answer.credential is None:
+        return True
+    return await run_in_threadpool(feed.admit, answer.credential, session)
 
 
 def _count(raw: object) -> int | None:

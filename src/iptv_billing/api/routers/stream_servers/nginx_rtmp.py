@@ -12,6 +12,7 @@ URLs carry (needed behind a load balancer).
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from iptv_billing.api.deps import get_services
@@ -30,8 +31,9 @@ from iptv_billing.api.routers.stream_servers._common import (
     query_doc,
     server_name,
 )
+from iptv_billing.domain.entitlement import Reason
 from iptv_billing.domain.stream_protocols import client_ip, offered, session_id, value
-from iptv_billing.services.stream_auth import PlayRequest
+from iptv_billing.services.stream_auth import PlayAnswer, PlayRequest
 
 router = APIRouter(route_class=IdempotentRoute, tags=["stream servers"])
 PREFIX = "/integrations/nginx-rtmp"
@@ -70,7 +72,20 @@ async def on_play(request: Request) -> Response:
     if play is None:
         return deny(403, MALFORMED)
     answer = await call(stream, stream.authorize, play)
-    return _allowed() if answer.allowed else deny(403, str(answer.reason))
+    if not answer.allowed:
+        return deny(403, str(answer.reason))
+    if not await _admitted(request, answer, play):
+        await call(stream, stream.finish, play.presented, play.session_id or "", play.ip)
+        return deny(403, Reason.BALANCE_EXHAUSTED.value)
+    return _allowed()
+
+
+async def _admitted(request: Request, answer: PlayAnswer, play: PlayRequest) -> bool:
+    """A prepaid metered plan holds the session's first stretch of viewing (one write)."""
+    feed = get_services(request).usage_feed
+    if feed is None or answer.credential is None or play.session_id is None:
+        return True
+    return await run_in_threadpool(feed.admit, answer.credential, play.session_id)
 
 
 @router.get(f"{PREFIX}/update", openapi_extra=query_doc(*FIELDS, *SERVER), **EMPTY)
@@ -89,8 +104,11 @@ async def on_update(request: Request) -> Response:
         return deny(403, str(answer.reason))
     feed = get_services(request).usage_feed
     played = value(fields, "time")
-    if feed is not None and answer.credential is not None and played and played.isdigit():
-        feed.viewing(answer.credential, play.session_id or "", int(played[:12]))  # memory only
+    if feed is None or answer.credential is None or not played or not played.isdigit():
+        return _allowed()
+    # Memory only; False once the prepaid wallet pays for no more metered viewing.
+    if not feed.viewing(answer.credential, play.session_id or "", int(played[:12])):
+        return deny(403, Reason.BALANCE_EXHAUSTED.value)
     return _allowed()
 
 
