@@ -234,8 +234,11 @@ def test_a_prepaid_metered_session_stops_when_its_wallet_is_spent(
     with running_nginx_rtmp(callback, Path(work), update_seconds=UPDATE_SECONDS) as nginx:
         nginx.publish(STREAM)
         nginx.wait_until_published(STREAM, timeout=20)
-        # Known to the server once its follower read the log (a probe's hold is voided).
+        # Known to the server once its follower read the log; the probe's hold is voided
+        # when nginx reports its end (it holds the whole wallet until then).
         assert _eventually(lambda: nginx.play(STREAM, viewer.query(), seconds=0.5).ok, 30)
+        wallets = f"/v1/customers/{customer_id}/wallets"
+        assert _eventually(lambda: api.read(wallets)["data"][0]["pending"]["minor"] == 0)
         player = nginx.play_in_background(STREAM, viewer.query())
         assert _eventually(lambda: nginx.frames(player) > 0)
         holds = api.read(f"/v1/customers/{customer_id}/wallet/holds", status="pending")["data"]
@@ -243,7 +246,7 @@ def test_a_prepaid_metered_session_stops_when_its_wallet_is_spent(
         # The minute plays out, then at most a flush and two heartbeats pass.
         assert wait_for_exit(player, 60 + 1 + 3 * UPDATE_SECONDS + 10) is not None
         assert not nginx.play(STREAM, viewer.query(), seconds=0.5, timeout=15).ok
-    wallet = api.read(f"/v1/customers/{customer_id}/wallets")["data"][0]
+    wallet = api.read(wallets)["data"][0]
     assert (wallet["balance"]["minor"], wallet["pending"]["minor"]) == (0, 0)
     invoices = api.read("/v1/invoices", customer_id=customer_id)["data"]
     paid = [(i["billing_reason"], i["total"]["minor"], i["status"]) for i in invoices]

@@ -241,6 +241,17 @@ def test_a_postpaid_customer_plays_without_a_hold_and_is_invoiced_at_the_period_
     assert [total for _, total, _ in invoiced(op, sub.id)] == [720]
 
 
+def test_a_viewer_who_restarts_the_player_gets_the_last_sessions_money_back_first(
+    streaming: tuple[StreamOperator, UsageFeed],
+) -> None:
+    op, _ = streaming
+    customer, _, fields = prepaid_viewer(op, top_up="0.90")  # one reservation's worth
+    assert play(op, fields).status_code == 200
+    done(op, fields)  # its hold is only queued for the flusher...
+    assert play(op, fields).status_code == 200  # ...and released before the next is held
+    assert sorted(h.status for h in holds(op, customer.id)) == ["pending", "voided"]
+
+
 def test_flussonic_sessions_are_held_too(streaming: tuple[StreamOperator, UsageFeed]) -> None:
     op, _ = streaming
     customer, _, fields = prepaid_viewer(op, top_up=None)

@@ -39,7 +39,7 @@ from iptv_billing.services.access_index import AccessIndex, KnownCredential
 from iptv_billing.services.clock import Clock
 from iptv_billing.services.context import load_context
 from iptv_billing.services.ids import IdGenerator
-from iptv_billing.services.metered_holds import NOT_METERED
+from iptv_billing.services.metered_holds import NOT_METERED, Reservation
 from iptv_billing.services.metrics import DELIVERED_BYTES, VIEWING_SECONDS
 from iptv_billing.services.ports import UnitOfWorkFactory
 from iptv_billing.services.session_charging import SessionCharger
@@ -148,7 +148,7 @@ class UsageFeed:
         try:
             if VIEWING_SECONDS not in self._enabled(tenant):
                 return True
-            reservation = self._charger.reserve(tenant, sub_id, session_id)
+            reservation = self._reserve_now(tenant, sub_id, session_id)
         except InsufficientFunds:
             return False
         except Exception:  # the database is away: let it play, the period's invoice bills it
@@ -242,6 +242,21 @@ class UsageFeed:
             stale = [k for k, s in self._sessions.items() if now - s.seen > STALE]
             for key in stale:
                 self._release(self._sessions.pop(key))
+
+    def _reserve_now(self, tenant_id: str, subscription_id: str, session_id: str) -> Reservation:
+        """The charger's reservation; refused once, it is asked again after charging what
+        ended sessions still hold (a viewer who restarts the player, or zaps, would
+        otherwise wait for the flusher to release the last session's money)."""
+        assert self._charger is not None
+        try:
+            return self._charger.reserve(tenant_id, subscription_id, session_id)
+        except InsufficientFunds:
+            with self._lock:
+                queued = any(kind == SETTLE for kind, _, _ in self._actions)
+            if not queued:
+                raise
+        self.flush()
+        return self._charger.reserve(tenant_id, subscription_id, session_id)
 
     def _known_unmetered(self, subscription_id: str) -> bool:
         checked = self._unmetered.get(subscription_id)
