@@ -1,16 +1,17 @@
 """The pure rules of usage ingestion: exact values, timestamps with offsets, one verdict per
-event, duplicates within a batch, and the canonical form the batch's log entry hashes."""
+event, the canonical form the batch's log entry hashes, and the COPY text of stored events."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from iptv_billing.adapters.sql.repositories.usage import copy_data
 from iptv_billing.domain.errors import InvalidInput
 from iptv_billing.domain.usage import (
     MAX_SCALED,
@@ -18,7 +19,6 @@ from iptv_billing.domain.usage import (
     Window,
     canonical_events,
     check_events,
-    first_of_each_id,
     parse_timestamp,
     scaled_value,
     value_decimal,
@@ -26,6 +26,7 @@ from iptv_billing.domain.usage import (
 )
 from iptv_billing.ledger.entries import moment
 from iptv_billing.services.usage import check_batch, utc_moment
+from iptv_billing.services.usage_records import EventRow
 
 NOW = datetime(2028, 5, 1, 12, tzinfo=UTC)
 WINDOW = Window.around(NOW, timedelta(days=3))
@@ -144,8 +145,9 @@ def test_timestamps_need_an_offset(raw: object, valid: bool) -> None:
     ],
 )
 def test_each_problem_rejects_only_its_event(changes: dict[str, Any], code: str) -> None:
-    valid, verdicts = check_events([event(id="good"), event(**changes)], WINDOW)
-    assert [v[1] for v in valid] == ["good"]
+    valid, indexes, verdicts = check_events([event(id="good"), event(**changes)], WINDOW)
+    assert [v[0] for v in valid] == ["good"]
+    assert indexes == [0]
     assert [(v.index, v.status, v.code) for v in verdicts] == [(1, "rejected", code)]
     assert verdicts[0].message
 
@@ -155,14 +157,15 @@ def test_edges_of_the_window_are_accepted() -> None:
         event(id="earliest", timestamp="2028-04-28T12:00:00Z"),
         event(id="latest", timestamp="2028-05-01T14:05:00+02:00"),
     ]
-    valid, verdicts = check_events(batch, WINDOW)
-    assert [v[1] for v in valid] == ["earliest", "latest"]
+    valid, _, verdicts = check_events(batch, WINDOW)
+    assert [v[0] for v in valid] == ["earliest", "latest"]
     assert verdicts == []
 
 
 def test_non_objects_are_rejected_by_index() -> None:
-    valid, verdicts = check_events([None, "x", 3, event()], WINDOW)
+    valid, indexes, verdicts = check_events([None, "x", 3, event()], WINDOW)
     assert len(valid) == 1
+    assert indexes == [3]
     assert [(v.index, v.id, v.code) for v in verdicts] == [
         (0, None, "usage.invalid_event"),
         (1, None, "usage.invalid_event"),
@@ -170,13 +173,22 @@ def test_non_objects_are_rejected_by_index() -> None:
     ]
 
 
-def test_the_first_of_each_id_wins_within_a_batch() -> None:
-    valid, verdicts = check_events(
-        [event(id="a", value=1), event(id="b"), event(id="a", value=2), event(id="a")], WINDOW
+def test_valid_events_come_out_in_the_stored_shape() -> None:
+    valid, indexes, verdicts = check_events(
+        [event(id="a", value="1.5", unique_key="k", properties={"b": 1, "a": 2}), event(id="b")],
+        WINDOW,
     )
-    kept = first_of_each_id(valid, verdicts)
-    assert [(e[1], e[4]) for e in kept] == [("a", SCALE), ("b", SCALE)]
-    assert [(v.index, v.status) for v in verdicts] == [(2, "duplicate"), (3, "duplicate")]
+    assert valid[0] == (
+        "a",
+        "cus_1",
+        "viewing_seconds",
+        1_500_000,
+        "k",
+        None,
+        datetime(2028, 5, 1, 11, tzinfo=UTC),
+        '{"a":2,"b":1}',
+    )
+    assert (indexes, verdicts) == ([0, 1], [])
 
 
 @given(
@@ -234,3 +246,48 @@ def test_bodies_that_are_not_a_batch_are_refused_whole(body: object, code: str) 
 
 def test_a_full_batch_is_a_batch() -> None:
     assert len(check_batch({"events": [{}] * 10_000})) == 10_000
+
+
+# -- COPY text of the stored events -------------------------------------------------------------
+AT_ROW = datetime(2028, 5, 1, 11, tzinfo=UTC)
+
+
+def row(**changes: Any) -> EventRow:
+    fields = {
+        "id": "e1",
+        "customer": "cus_1",
+        "metric": "m",
+        "value": 5,
+        "unique": None,
+        "subscription": "sub_1",
+        "at": AT_ROW,
+        "properties": None,
+        **changes,
+    }
+    return cast(EventRow, tuple(fields.values()))
+
+
+def test_plain_events_are_copied_as_they_are() -> None:
+    data = copy_data([row(), row(id="e2", unique="k", properties='{"a":1}')])
+    assert data == (
+        "e1\tcus_1\tm\t5\t\\N\tsub_1\t2028-05-01T11:00:00+00:00\t\\N\n"
+        'e2\tcus_1\tm\t5\tk\tsub_1\t2028-05-01T11:00:00+00:00\t{"a":1}\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"unique": "\\N"}, "\\\\N"),  # the text "\N", not NULL
+        ({"unique": "a\tb"}, "a\\tb"),
+        ({"properties": '{"a":"x\\\\y"}'}, '{"a":"x\\\\\\\\y"}'),
+        ({"id": "a\nb"}, "a\\nb"),
+        ({"customer": "a\rb"}, "a\\rb"),
+    ],
+)
+def test_fields_that_need_it_are_escaped(changes: dict[str, Any], field: str) -> None:
+    data = copy_data([row(id="e0"), row(**changes)])
+    lines = data.split("\n")
+    assert lines[2:] == [""]
+    assert field in lines[1].split("\t")
+    assert lines[0] == "e0\tcus_1\tm\t5\t\\N\tsub_1\t2028-05-01T11:00:00+00:00\t\\N"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -70,18 +70,18 @@ MESSAGES: dict[str, str] = {
     "usage.duplicate": "an event with this id was received before",
 }
 
-# (index, id, customer id, metric code, value × 10**6, unique key, subscription id, time,
-#  properties as JSON text)
-Valid = tuple[int, str, str, str, int, str | None, str | None, datetime, str | None]
-IX: Final = 0
-ID: Final = 1
-CUSTOMER: Final = 2
-METRIC: Final = 3
-VALUE: Final = 4
-UNIQUE: Final = 5
-SUBSCRIPTION: Final = 6
-AT: Final = 7
-PROPERTIES: Final = 8
+# (id, customer id, metric code, value × 10**6, unique key, subscription id, time, properties
+#  as JSON text): the shape storage takes (``services.usage_records.EventRow``), so that the
+# valid events go to the store as they are; their indexes in the batch travel alongside.
+Valid = tuple[str, str, str, int, str | None, str | None, datetime, str | None]
+ID: Final = 0
+CUSTOMER: Final = 1
+METRIC: Final = 2
+VALUE: Final = 3
+UNIQUE: Final = 4
+SUBSCRIPTION: Final = 5
+AT: Final = 6
+PROPERTIES: Final = 7
 
 _DECIMAL_TEXT = re.compile(r"(-?)(\d{1,19})(?:\.(\d{1,30}))?")
 
@@ -191,81 +191,94 @@ class Window:
         return cls(now - grace, now + FUTURE_SKEW)
 
 
-def check_events(events: Sequence[object], window: Window) -> tuple[list[Valid], list[Verdict]]:
-    """Each event checked on its own (shape, value, time); the valid ones as tuples."""
+def check_events(
+    events: Sequence[object], window: Window
+) -> tuple[list[Valid], list[int], list[Verdict]]:
+    """Each event checked on its own (shape, value, time): the valid ones as tuples, their
+    indexes in the batch, and a verdict for each other. One pass, checks inlined: at 10,000
+    events a batch the function calls were half the cost."""
     valid: list[Valid] = []
+    indexes: list[int] = []
     verdicts: list[Verdict] = []
-    times: dict[str, datetime | None] = {}  # events of a batch share few distinct times
-    earliest, latest = window.earliest, window.latest
+    times: dict[str, _Timed] = {}  # events of a batch share few distinct times
+    fields, field_count = FIELDS, len(FIELDS)
     for index, event in enumerate(events):
         if type(event) is not dict:
             verdicts.append(Verdict(index, None, REJECTED, "usage.invalid_event"))
             continue
-        event_id = event.get("id")
+        get = event.get
+        event_id = get("id")
         if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID:
             verdicts.append(Verdict(index, None, REJECTED, "usage.invalid_id"))
             continue
-        raw_time = event.get("timestamp")
-        at = times.get(raw_time) if type(raw_time) is str else None
-        if at is None:
-            at = parse_timestamp(raw_time)
-            if type(raw_time) is str and len(times) < MAX_BATCH:
-                times[raw_time] = at
-        code = _first_problem(event, event_id)
-        if code is None:
-            if at is None:
-                code = "usage.invalid_timestamp"
-            elif at < earliest:
-                code = "usage.too_late"
-            elif at > latest:
-                code = "usage.in_future"
-        scaled = scaled_value(event.get("value")) if code is None else code
-        if type(scaled) is str:
-            verdicts.append(Verdict(index, event_id, REJECTED, scaled))
+        customer, metric = get("customer_id"), get("metric")
+        unique, subscription = get("unique_key"), get("subscription_id")
+        code: str | None = None
+        if len(event) > field_count or not fields.issuperset(event):
+            code = "usage.invalid_event"
+        elif not event_id.isprintable():
+            code = "usage.invalid_id"
+        elif type(customer) is not str or not 0 < len(customer) <= MAX_REF:
+            code = "usage.invalid_customer"
+        elif type(metric) is not str or not 0 < len(metric) <= MAX_CODE:
+            code = "usage.invalid_metric"
+        elif unique is not None and (
+            type(unique) is not str or not 0 < len(unique) <= MAX_UNIQUE_KEY
+        ):
+            code = "usage.invalid_unique_key"
+        elif subscription is not None and (
+            type(subscription) is not str or not 0 < len(subscription) <= MAX_REF
+        ):
+            code = "usage.invalid_subscription"
+        if code is not None:
+            verdicts.append(Verdict(index, event_id, REJECTED, code))
             continue
-        properties = event.get("properties")
+        raw_time = get("timestamp")
+        timed = times.get(raw_time) if type(raw_time) is str else None
+        if timed is None:
+            timed = _timed(raw_time, window)
+            if type(raw_time) is str and len(times) < MAX_BATCH:
+                times[raw_time] = timed
+        at, code = timed
+        if code is not None:
+            verdicts.append(Verdict(index, event_id, REJECTED, code))
+            continue
+        scaled = get("value")
+        if type(scaled) is not int or not 0 <= scaled <= _MAX_WHOLE:
+            scaled = scaled_value(scaled)
+            if type(scaled) is str:
+                verdicts.append(Verdict(index, event_id, REJECTED, scaled))
+                continue
+        else:
+            scaled *= SCALE
+        properties = get("properties")
         if properties is not None:
             properties = _properties(properties)
             if properties is None:
                 verdicts.append(Verdict(index, event_id, REJECTED, "usage.invalid_properties"))
                 continue
         valid.append(
-            (
-                index,
-                event_id,
-                event["customer_id"],
-                event["metric"],
-                scaled,  # type: ignore[arg-type]
-                event.get("unique_key"),
-                event.get("subscription_id"),
-                at,
-                properties,
-            )
+            (event_id, customer, metric, scaled, unique, subscription, at, properties)  # type: ignore[arg-type]
         )
-    return valid, verdicts
+        indexes.append(index)
+    return valid, indexes, verdicts
 
 
-def _first_problem(event: Mapping[str, object], event_id: str) -> str | None:
-    """The code of the first shape problem of an event with a usable id, or None."""
-    if len(event) > len(FIELDS) or not FIELDS.issuperset(event):
-        return "usage.invalid_event"
-    if not event_id.isprintable():
-        return "usage.invalid_id"
-    customer = event.get("customer_id")
-    if type(customer) is not str or not 0 < len(customer) <= MAX_REF:
-        return "usage.invalid_customer"
-    metric = event.get("metric")
-    if type(metric) is not str or not 0 < len(metric) <= MAX_CODE:
-        return "usage.invalid_metric"
-    unique = event.get("unique_key")
-    if unique is not None and (type(unique) is not str or not 0 < len(unique) <= MAX_UNIQUE_KEY):
-        return "usage.invalid_unique_key"
-    subscription = event.get("subscription_id")
-    if subscription is not None and (
-        type(subscription) is not str or not 0 < len(subscription) <= MAX_REF
-    ):
-        return "usage.invalid_subscription"
-    return None
+_MAX_WHOLE = MAX_SCALED // SCALE
+
+
+_Timed = tuple[datetime, None] | tuple[None, str]  # (time, None) or (None, the problem)
+
+
+def _timed(raw: object, window: Window) -> _Timed:
+    at = parse_timestamp(raw)
+    if at is None:
+        return None, "usage.invalid_timestamp"
+    if at < window.earliest:
+        return None, "usage.too_late"
+    if at > window.latest:
+        return None, "usage.in_future"
+    return at, None
 
 
 def _properties(value: object) -> str | None:
@@ -273,20 +286,6 @@ def _properties(value: object) -> str | None:
         return None
     encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     return encoded.decode() if len(encoded) <= MAX_PROPERTIES_BYTES else None
-
-
-def first_of_each_id(events: Sequence[Valid], verdicts: list[Verdict]) -> list[Valid]:
-    """The first occurrence of each id; later ones are duplicates within the batch."""
-    seen: set[str] = set()
-    kept: list[Valid] = []
-    for event in events:
-        event_id = event[ID]
-        if event_id in seen:
-            verdicts.append(Verdict(event[IX], event_id, DUPLICATE, "usage.duplicate"))
-        else:
-            seen.add(event_id)
-            kept.append(event)
-    return kept
 
 
 def canonical_events(events: Sequence[tuple[str, str, str, int, str]]) -> list[list[str]]:

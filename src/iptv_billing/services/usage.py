@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 import orjson
 
@@ -28,54 +29,57 @@ from iptv_billing.domain.usage import (
     DEFAULT_GRACE,
     DUPLICATE,
     ID,
-    IX,
     MAX_BATCH,
     METRIC,
-    PROPERTIES,
+    SCALE,
     SUBSCRIPTION,
-    UNIQUE,
-    VALUE,
     Valid,
     Verdict,
     Window,
     canonical_events,
     check_events,
-    first_of_each_id,
+    rejected,
+    value_text,
 )
 from iptv_billing.ledger.entries import RECORD_VERSION, moment
 from iptv_billing.services.context import Context
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import LogDraft
-from iptv_billing.services.usage_records import EventRow
+from iptv_billing.services.usage_records import MetricRecord
 
 USAGE_BATCH = "usage_batch"
 _UNIQUE_COUNT = Aggregation.UNIQUE_COUNT.value
 
 
-class KnownCustomers:
-    """Customer ids this process has seen stored, per tenant. Customers are never deleted
-    (closing one keeps its row), so a "yes" never goes stale and a batch of events for known
-    customers skips the lookup. Bounded: forgotten whole when full."""
+class StableFacts:
+    """Facts about a tenant's rows that never change once stored, as this process has read
+    them: key → value per tenant. Customers are never deleted (closing one keeps its row) and
+    a subscription never changes customer, so a "yes" never goes stale, and a batch of events
+    for known customers and subscriptions skips their lookups; a "no" is never remembered.
+    Bounded: forgotten whole when full."""
 
     def __init__(self, capacity: int = 1_000_000) -> None:
         self._capacity = capacity
-        self._known: dict[str, set[str]] = {}
+        self._known: dict[str, dict[str, str]] = {}
         self._size = 0
         self._lock = threading.Lock()
 
-    def unknown(self, tenant_id: str, customer_ids: set[str]) -> set[str]:
-        known = self._known.get(tenant_id)
-        return customer_ids if known is None else customer_ids - known
+    def of(self, tenant_id: str) -> Mapping[str, str]:
+        return self._known.get(tenant_id, {})
 
-    def add(self, tenant_id: str, customer_ids: set[str]) -> None:
+    def unknown(self, tenant_id: str, keys: set[str]) -> set[str]:
+        return keys.difference(self.of(tenant_id))
+
+    def add(self, tenant_id: str, facts: Mapping[str, str]) -> None:
         with self._lock:
-            if self._size + len(customer_ids) > self._capacity:
+            if self._size + len(facts) > self._capacity:
                 self._known, self._size = {}, 0
-            self._known.setdefault(tenant_id, set()).update(customer_ids)
-            self._size += len(customer_ids)
+            self._known.setdefault(tenant_id, {}).update(facts)
+            self._size += len(facts)
 
 
-KNOWN_CUSTOMERS = KnownCustomers()
+KNOWN_CUSTOMERS = StableFacts()  # customer id → itself
+SUBSCRIPTION_OWNERS = StableFacts()  # subscription id → its customer id
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,83 +116,128 @@ def ingest(
     if len(events) > MAX_BATCH:
         raise InvalidInput("usage.batch_too_large", f"a batch holds at most {MAX_BATCH} events")
     now = ctx.now()
-    valid, verdicts = check_events(events, Window.around(now, grace))
-    valid = first_of_each_id(_known(uow, ctx, valid, verdicts), verdicts)
+    valid, indexes, verdicts = check_events(events, Window.around(now, grace))
+    rows, indexes = _known(uow, ctx, valid, indexes, verdicts)
     batch_id = ctx.ids.new("ubat")
-    rows: list[EventRow] = [
-        (e[ID], e[CUSTOMER], e[METRIC], e[VALUE], e[UNIQUE], e[SUBSCRIPTION], e[AT], e[PROPERTIES])
-        for e in valid
-    ]
     stored = uow.usage.insert_new_events(ctx.tenant_id, batch_id, now, rows)
-    accepted = [e for e in valid if e[ID] in stored]
-    if len(accepted) != len(valid):
-        verdicts += [
-            Verdict(e[IX], e[ID], DUPLICATE, "usage.duplicate")
-            for e in valid
-            if e[ID] not in stored
-        ]
+    accepted = rows
+    if len(stored) != len(rows):  # ``stored`` is a subset of the rows' distinct ids
+        accepted = []
+        for row, index in zip(rows, indexes, strict=True):
+            if row[ID] in stored:
+                accepted.append(row)
+            else:
+                verdicts.append(Verdict(index, row[ID], DUPLICATE, "usage.duplicate"))
     verdicts.sort(key=lambda v: v.index)
     duplicates = sum(1 for v in verdicts if v.status == DUPLICATE)
-    rejected = len(verdicts) - duplicates
+    refused = len(verdicts) - duplicates
     if not accepted:
-        return IngestResult(None, 0, duplicates, rejected, tuple(verdicts))
+        return IngestResult(None, 0, duplicates, refused, tuple(verdicts))
     record = batch_record(ctx.tenant_id, batch_id, accepted, now)
     uow.log.stage(ctx.tenant_id, [LogDraft(USAGE_BATCH, batch_id, None, record, now)])
     digest = str(record["events_sha256"])
-    return IngestResult(batch_id, len(accepted), duplicates, rejected, tuple(verdicts), digest)
+    return IngestResult(batch_id, len(accepted), duplicates, refused, tuple(verdicts), digest)
 
 
 def _known(
-    uow: UnitOfWork, ctx: Context, valid: list[Valid], verdicts: list[Verdict]
-) -> list[Valid]:
+    uow: UnitOfWork, ctx: Context, valid: list[Valid], indexes: list[int], verdicts: list[Verdict]
+) -> tuple[list[Valid], list[int]]:
     """The events whose metric, customer and subscription the tenant has, each attributed to a
-    subscription: at most four reads for the whole batch."""
+    subscription, and the first of each id (later ones are duplicates within the batch), with
+    their indexes: at most four reads for the whole batch, none for known customers and
+    subscriptions."""
     if not valid:
-        return valid
-    tenant = ctx.tenant_id
-    metrics = uow.usage.metrics_by_code(tenant, list({e[METRIC] for e in valid}))
-    asked = KNOWN_CUSTOMERS.unknown(tenant, {e[CUSTOMER] for e in valid})
-    found = uow.usage.known_customers(tenant, list(asked)) if asked else set()
-    KNOWN_CUSTOMERS.add(tenant, found)
-    missing = asked - found
-    wanted = {e[SUBSCRIPTION] for e in valid if e[SUBSCRIPTION] is not None}
-    owners = uow.usage.subscription_customers(tenant, list(wanted)) if wanted else {}
-    unnamed = {e[CUSTOMER] for e in valid if e[SUBSCRIPTION] is None}
-    live = uow.usage.live_subscriptions(tenant, list(unnamed)) if unnamed else {}
+        return valid, indexes
+    known = _Known.read(uow, ctx.tenant_id, valid)
     kept: list[Valid] = []
-    for event in valid:
-        metric = metrics.get(event[METRIC])
-        code = None
-        if metric is None:
-            code = "usage.unknown_metric"
-        elif metric.archived:
-            code = "usage.metric_archived"
-        elif event[CUSTOMER] in missing:
-            code = "usage.unknown_customer"
-        elif event[SUBSCRIPTION] is not None and owners.get(event[SUBSCRIPTION]) != event[CUSTOMER]:
-            code = "usage.unknown_subscription"
-        elif event[UNIQUE] is None and metric.aggregation == _UNIQUE_COUNT:
-            code = "usage.unique_key_required"
-        else:
-            event, code = _attributed(event, live)
+    kept_indexes: list[int] = []
+    seen: set[str] = set()
+    for event, index in zip(valid, indexes, strict=True):
+        event_id = event[ID]
+        event, code = known.check(event)
+        if code is None and event_id in seen:
+            code = "usage.duplicate"
         if code is None:
+            seen.add(event_id)
             kept.append(event)
+            kept_indexes.append(index)
         else:
-            verdicts.append(Verdict(event[IX], event[ID], "rejected", code))
-    return kept
+            verdicts.append(rejected(index, event_id, code))
+    return kept, kept_indexes
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What the batch's events refer to, as the tenant has it."""
+
+    problems: dict[str, str | None]  # metric code → why its events are refused, or None
+    needs_key: set[str]  # unique_count metrics
+    missing: set[str]  # customers that do not exist
+    owners: Mapping[str, str]  # subscription → customer
+    live: dict[str, list[str]]  # customer → live subscriptions, for events that name none
+
+    @classmethod
+    def read(cls, uow: UnitOfWork, tenant: str, valid: list[Valid]) -> _Known:
+        metrics = uow.usage.metrics_by_code(tenant, list({e[METRIC] for e in valid}))
+        asked = KNOWN_CUSTOMERS.unknown(tenant, {e[CUSTOMER] for e in valid})
+        found = uow.usage.known_customers(tenant, list(asked)) if asked else set()
+        KNOWN_CUSTOMERS.add(tenant, {c: c for c in found})
+        unnamed = {e[CUSTOMER] for e in valid if e[SUBSCRIPTION] is None}
+        return cls(
+            problems={code: _metric_problem(metric) for code, metric in metrics.items()},
+            needs_key={c for c, m in metrics.items() if m.aggregation == _UNIQUE_COUNT},
+            missing=asked - found,
+            owners=_owners(uow, tenant, {e[SUBSCRIPTION] for e in valid}),
+            live=uow.usage.live_subscriptions(tenant, list(unnamed)) if unnamed else {},
+        )
+
+    def check(self, event: Valid) -> tuple[Valid, str | None]:
+        """The event (attributed to a subscription) and the code that refuses it, or None."""
+        _, customer, metric, _, unique, subscription = event[:AT]
+        code = self.problems.get(metric, "usage.unknown_metric")
+        if code is not None:
+            return event, code
+        if customer in self.missing:
+            return event, "usage.unknown_customer"
+        if subscription is not None and self.owners.get(subscription) != customer:
+            return event, "usage.unknown_subscription"
+        if unique is None and metric in self.needs_key:
+            return event, "usage.unique_key_required"
+        return (event, None) if subscription is not None else _attributed(event, self.live)
+
+
+def _metric_problem(metric: MetricRecord) -> str | None:
+    return "usage.metric_archived" if metric.archived else None
+
+
+def _owners(uow: UnitOfWork, tenant: str, named: set[str | None]) -> Mapping[str, str]:
+    """Subscription id → customer id for the named subscriptions (those that exist)."""
+    owners = SUBSCRIPTION_OWNERS.of(tenant)  # one snapshot: the cache may be reset meanwhile
+    named.discard(None)
+    asked = [s for s in named if s is not None and s not in owners]
+    if not asked:
+        return owners
+    fetched = uow.usage.subscription_customers(tenant, asked)
+    SUBSCRIPTION_OWNERS.add(tenant, fetched)
+    return {**owners, **fetched}
 
 
 def _attributed(event: Valid, live: dict[str, list[str]]) -> tuple[Valid, str | None]:
     """An event without a subscription is the customer's only live subscription's usage;
     with several, the client must say which (a period is billed per subscription)."""
-    if event[SUBSCRIPTION] is not None:
-        return event, None
     subscriptions = live.get(event[CUSTOMER], [])
     if len(subscriptions) > 1:
         return event, "usage.subscription_required"
     if not subscriptions:
         return event, "usage.no_subscription"
     return (*event[:SUBSCRIPTION], subscriptions[0], *event[SUBSCRIPTION + 1 :]), None  # type: ignore[return-value]
+
+
+_MOMENTS: dict[datetime, str] = {}  # event time → utc_moment, process-wide (bounded)
+
+
+def _value_text(scaled: int) -> str:
+    return value_text(scaled) if scaled % SCALE else str(scaled // SCALE)
 
 
 def utc_moment(at: datetime) -> str:
@@ -208,24 +257,30 @@ def events_digest(events: Sequence[tuple[str, str, str, int, str]]) -> str:
 def batch_record(
     tenant_id: str, batch_id: str, accepted: Sequence[Valid], at: datetime
 ) -> dict[str, object]:
-    stamps: dict[datetime, str] = {}
-    canonical = []
-    for event in accepted:
-        when = event[AT]
+    """The batch's log record; its digest is ``events_digest`` of the accepted events, built
+    here in one pass (times rendered once per distinct instant)."""
+    stamps = _MOMENTS
+    if len(stamps) > 100_000:
+        stamps.clear()
+    canonical: list[tuple[str, str, str, str, str]] = []
+    add = canonical.append
+    for event_id, customer, metric, scaled, _, _, when, _ in accepted:
         text = stamps.get(when)
         if text is None:
             text = stamps[when] = utc_moment(when)
-        canonical.append((event[ID], event[CUSTOMER], event[METRIC], event[VALUE], text))
-    times = [event[AT] for event in accepted]
+        add((event_id, customer, metric, _value_text(scaled), text))
+    canonical.sort(key=itemgetter(0))  # the ids are distinct
+    # Fixed-width UTC text (event times are recent): its order is the times' order.
+    moments = list(map(itemgetter(4), canonical))
     return {
         "v": RECORD_VERSION,
         "type": USAGE_BATCH,
         "tenant": tenant_id,
         "batch": batch_id,
         "accepted": len(accepted),
-        "first_at": moment(min(times)),
-        "last_at": moment(max(times)),
-        "events_sha256": events_digest(canonical),
+        "first_at": min(moments),
+        "last_at": max(moments),
+        "events_sha256": hashlib.sha256(orjson.dumps(canonical)).hexdigest(),
         "at": moment(at),
     }
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select, update
 
 from iptv_billing.adapters.sql import tables
-from iptv_billing.adapters.sql.repositories._bulk import copy_text
+from iptv_billing.adapters.sql.repositories._bulk import copy_text, returned_ids
 from iptv_billing.adapters.sql.repositories._common import (
     CUSTOMERS,
     SUBSCRIPTIONS,
@@ -44,7 +44,8 @@ METRICS = table(tables.BillableMetric)
 ENDED_STATUSES = ("cancelled", "expired")  # a live subscription is none of these
 EVENTS = table(tables.UsageEvent)
 STAGE = "stage_usage_events"
-# What each event brings; tenant, batch and receipt time are the batch's, added in SQL.
+# What each event brings, in ``EventRow`` order; tenant, batch and receipt time are the
+# batch's, added in SQL.
 _OWN = (
     "event_id",
     "customer_id",
@@ -55,9 +56,11 @@ _OWN = (
     "occurred_at",
     "properties",
 )
-_STAGED = ("tenant_id", "batch_id", *_OWN)
-_ALL = (*_STAGED, "received_at")
+_ALL = ("tenant_id", "batch_id", *_OWN, "received_at")
+NULL = "\\N"
+_NULLABLE = (4, 5, 7)  # unique key, subscription, properties
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_TEXT_STAMPS: dict[datetime, str] = {}  # event time → its COPY text, process-wide (bounded)
 
 
 def _metric(row: Row[Any]) -> MetricRecord:
@@ -66,21 +69,49 @@ def _metric(row: Row[Any]) -> MetricRecord:
 
 def _copy_field(value: str | None) -> str:
     if value is None:
-        return "\\N"
+        return NULL
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.translate(_ESCAPES)
     return value
 
 
-def _copy_lines(events: Sequence[EventRow], prefix: str) -> list[str]:
-    """COPY text of the events (tenant and batch first, receipt time not yet)."""
-    stamp = _stamper(datetime.isoformat)
-    field = _copy_field
-    return [
-        f"{prefix}{field(e)}\t{field(c)}\t{field(m)}\t{v}\t{field(u)}\t{field(s)}\t{stamp(at)}\t"
-        f"{field(p)}"
+def _stamp(at: datetime) -> str:
+    """The COPY text of an event time, cached: events share few distinct times."""
+    text = _TEXT_STAMPS.get(at)
+    if text is None:
+        if len(_TEXT_STAMPS) >= 100_000:
+            _TEXT_STAMPS.clear()
+        text = _TEXT_STAMPS[at] = to_db(at).isoformat()
+    return text
+
+
+def copy_data(events: Sequence[EventRow]) -> str:
+    """The events in COPY text format. Fields are written as they are, then the whole text is
+    checked: one tab fewer than the fields a line, one newline a line, no carriage return, and
+    a backslash only in each NULL marker prove that no field needed escaping (it never does
+    for validated events). Otherwise every field is escaped."""
+    stamp = _stamp
+    lines = [
+        f"{e}\t{c}\t{m}\t{v}\t{NULL if u is None else u}\t{NULL if s is None else s}\t"
+        f"{stamp(at)}\t{NULL if p is None else p}"
         for e, c, m, v, u, s, at, p in events
     ]
+    data = "\n".join(lines) + "\n"
+    columns = list(zip(*events, strict=True))
+    nulls = sum(columns[i].count(None) for i in _NULLABLE)
+    n = len(events)
+    if (
+        data.count("\\") == nulls
+        and data.count("\t") == n * (len(_OWN) - 1)
+        and data.count("\n") == n
+        and "\r" not in data
+    ):
+        return data
+    field = _copy_field
+    return "".join(
+        f"{field(e)}\t{field(c)}\t{field(m)}\t{v}\t{field(u)}\t{field(s)}\t{stamp(at)}\t{field(p)}\n"
+        for e, c, m, v, u, s, at, p in events
+    )
 
 
 def _stamper(render: Any) -> Any:
@@ -99,6 +130,7 @@ def _stamper(render: Any) -> Any:
 class SqlUsageRepository:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._staged = False  # whether this unit of work has used the staging table
 
     # -- metrics ---------------------------------------------------------------------------
     def add_metric(self, metric: MetricRecord) -> None:
@@ -165,7 +197,7 @@ class SqlUsageRepository:
         for part in chunked(customer_ids):
             query = select(SUBSCRIPTIONS.c.customer_id, SUBSCRIPTIONS.c.id).where(
                 SUBSCRIPTIONS.c.tenant_id == tenant_id,
-                SUBSCRIPTIONS.c.customer_id.in_(part),
+                in_ids(self._c, SUBSCRIPTIONS.c.customer_id, part),
                 SUBSCRIPTIONS.c.status.not_in(ENDED_STATUSES),
             )
             for customer_id, sub_id in self._c.execute(query):
@@ -186,25 +218,26 @@ class SqlUsageRepository:
         self, tenant_id: str, batch_id: str, received_at: datetime, events: Sequence[EventRow]
     ) -> set[str]:
         """COPY into staging, then one INSERT … ON CONFLICT DO NOTHING: the unique index
-        decides each row once, whatever the planner's statistics (a pre-check with
-        ``= ANY(ids)`` was as fast only while they were fresh), and a batch racing this one
+        decides each row once, whatever the planner's statistics, and a batch racing this one
         waits for its commit, then skips the rows it stored. In id order, so that two
-        overlapping batches take their locks in the same order and cannot deadlock."""
+        overlapping batches take their locks in the same order and cannot deadlock. Staging
+        holds the events' own columns only; tenant, batch and receipt time are parameters."""
         self._c.exec_driver_sql(
             f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ON COMMIT DELETE ROWS AS "
-            f"SELECT {', '.join(_STAGED)} FROM usage_events WITH NO DATA"
+            f"SELECT {', '.join(_OWN)} FROM usage_events WITH NO DATA"
         )
-        self._c.exec_driver_sql(f"TRUNCATE {STAGE}")
-        lines = _copy_lines(events, f"{_copy_field(tenant_id)}\t{_copy_field(batch_id)}\t")
-        copy_text(self._c, STAGE, _STAGED, "\n".join(lines) + "\n")
-        names = ", ".join(_STAGED)
-        result = self._c.exec_driver_sql(
+        if self._staged:  # emptied at commit; a second batch in one transaction empties it
+            self._c.exec_driver_sql(f"TRUNCATE {STAGE}")
+        self._staged = True
+        copy_text(self._c, STAGE, _OWN, copy_data(events))
+        own = ", ".join(_OWN)
+        return returned_ids(
+            self._c,
             f"INSERT INTO usage_events ({', '.join(_ALL)}) "
-            f"SELECT {names}, %(received)s FROM {STAGE} ORDER BY event_id "
+            f"SELECT %(tenant)s, %(batch)s, {own}, %(received)s FROM {STAGE} ORDER BY event_id "
             "ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
-            {"received": to_db(received_at)},
+            {"tenant": tenant_id, "batch": batch_id, "received": to_db(received_at)},
         )
-        return set(result.scalars())
 
     def _insert_sqlite(
         self, tenant_id: str, batch_id: str, received_at: datetime, events: Sequence[EventRow]

@@ -36,7 +36,7 @@ def period_totals(
         return {}
     e = EVENTS.c
     window = (
-        e.tenant_id == tenant_id,  # ix_usage_events_rating: tenant, subscription, metric, time
+        e.tenant_id == tenant_id,  # ix_usage_events_rating: subscription, time
         e.subscription_id == subscription_id,
         e.customer_id == customer_id,
         e.metric_code.in_(sorted(metrics)),
