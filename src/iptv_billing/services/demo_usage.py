@@ -1,6 +1,8 @@
 """The demo operator's other ways of selling: a pay-as-you-watch plan whose viewers watch
-every day (usage rated onto invoices and charged from their wallets), a pay-per-view fight
-night bought from wallets with a discount for sports subscribers, and films for rent."""
+every day (usage rated onto invoices and charged from their wallets; a few of them through a
+streaming server, whose sessions hold and charge their wallets as they play), a
+pay-per-view fight night bought from wallets with a discount for sports subscribers, and
+films for rent."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from iptv_billing.domain.errors import InsufficientFunds
 from iptv_billing.domain.money import Money
 from iptv_billing.domain.ppv import SubscriberDiscount
 from iptv_billing.domain.vod import RentalTerms
@@ -16,6 +19,7 @@ from iptv_billing.ledger.entries import moment
 from iptv_billing.services import (
     catalog,
     customers,
+    metered_holds,
     metrics,
     ppv,
     subscriptions,
@@ -28,6 +32,8 @@ from iptv_billing.services.ports import UnitOfWork
 
 CURRENCIES = ("EUR", "USD", "GBP")
 PAYG = "payg"
+VIEWING = "viewing_seconds"  # what the streaming servers' session callbacks report
+STREAMERS = 3  # viewers a day who watch one session through a streaming server
 FILMS = (
     ("the-heist", "The Heist", 2021),
     ("deep-blue", "Deep Blue", 2019),
@@ -39,25 +45,24 @@ def _money_docs(minor: int) -> list[dict[str, Any]]:
     return [{"currency": c, "minor": minor} for c in CURRENCIES]
 
 
-def _per_minute(currency: str) -> dict[str, Any]:
+def _per_second(currency: str) -> dict[str, Any]:
+    """An hour a month included, then 0.012 a minute for ten hours, then half that."""
     return {
         "currency": currency,
         "model": "graduated",
         "unit_price": "0",
         "tiers": [
-            {"up_to": "600", "unit_price": "0.01", "flat_fee": "0"},
-            {"up_to": None, "unit_price": "0.005", "flat_fee": "0"},
+            {"up_to": "36000", "unit_price": "0.0002", "flat_fee": "0"},
+            {"up_to": None, "unit_price": "0.0001", "flat_fee": "0"},
         ],
         "package_size": "1",
-        "included": "60",
+        "included": "3600",
     }
 
 
 def seed_catalog(uow: UnitOfWork, ctx: Context, start: datetime) -> dict[str, str]:
     """The metric, the pay-as-you-watch plan, a fight night and films; their ids by name."""
-    metrics.create_metric(
-        uow, ctx, metrics.CreateMetric("minutes", "Viewing minutes", "sum", "minute")
-    )
+    metrics.create_metric(uow, ctx, metrics.CreateMetric(VIEWING, "Viewing time", "sum", "second"))
     terms = {
         "name": "Pay as you watch",
         "interval": {"unit": "month", "count": 1},
@@ -67,10 +72,10 @@ def seed_catalog(uow: UnitOfWork, ctx: Context, start: datetime) -> dict[str, st
         "suspend_after_days": 0,
         "usage_charges": [
             {
-                "metric": "minutes",
-                "name": "Viewing minutes",
+                "metric": VIEWING,
+                "name": "Viewing time",
                 "aggregation": "sum",
-                "prices": [_per_minute(c) for c in CURRENCIES],
+                "prices": [_per_second(c) for c in CURRENCIES],
             }
         ],
         "usage_threshold": _money_docs(500),  # charged from the wallet 5.00 at a time
@@ -157,13 +162,44 @@ def watch_a_day(
                 "id": f"demo-{sub_id}-{day}",
                 "customer_id": sub.customer_id,
                 "subscription_id": sub_id,
-                "metric": "minutes",
-                "value": rng.randrange(0, 240),
+                "metric": VIEWING,
+                "value": rng.randrange(0, 240) * 60,
                 "timestamp": at,
             }
         )
     if events:
         usage.ingest(uow, ctx, events)
+    for sub_id in subs[:STREAMERS]:
+        stream_a_session(uow, ctx, sub_id, f"demo-{day}", rng.randrange(5, 40))
+
+
+def stream_a_session(
+    uow: UnitOfWork, ctx: Context, sub_id: str, session: str, minutes: int
+) -> None:
+    """What a streaming server's session does to a prepaid viewer: a hold when it starts,
+    a minute of viewing at a time, then the charge of what was played (an invoice paid from
+    the hold). A wallet that cannot pay for a minute does not start the session."""
+    try:
+        reservation = metered_holds.reserve(uow, ctx, sub_id, 60 * minutes, session)
+    except InsufficientFunds:
+        return
+    sub = uow.subscriptions.get(ctx.tenant_id, sub_id)
+    if sub is None or reservation.hold_id is None:
+        return
+    now = ctx.now()
+    events = [
+        {
+            "id": f"{session}:{sub_id}:{minute}",
+            "customer_id": sub.customer_id,
+            "subscription_id": sub_id,
+            "metric": VIEWING,
+            "value": 60,
+            "timestamp": moment(now - timedelta(minutes=minutes - minute)),
+        }
+        for minute in range(minutes)
+    ]
+    usage.ingest(uow, ctx, events)
+    metered_holds.settle(uow, ctx, reservation.hold_id)
 
 
 def shoppers(uow: UnitOfWork, ctx: Context) -> list[str]:
