@@ -201,9 +201,7 @@ def usage_feed(
         runtime.ids,
         runtime.stream.now_for,
         timedelta(seconds=grace_seconds),
-        charger=SessionCharger(
-            database.uow, runtime.clock, runtime.ids, reserve_seconds, is_transient
-        ),
+        charger=SessionCharger(database.transact, runtime.clock, runtime.ids, reserve_seconds),
     )
 
 

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from stream_harness import StreamOperator
 
-from iptv_billing.adapters.sql.uow import is_transient
 from iptv_billing.domain.money import Money
 from iptv_billing.domain.rating import Aggregation
 from iptv_billing.ledger.entries import moment
@@ -68,7 +67,7 @@ def pay_as_you_watch(op: StreamOperator, code: str, **extra: Any) -> None:
 
 
 def new_feed(op: StreamOperator) -> UsageFeed:
-    charger = SessionCharger(op.database.uow, op.system, op.ids, RESERVE)
+    charger = SessionCharger(op.database.transact, op.system, op.ids, RESERVE)
     return UsageFeed(
         op.index, op.database.uow, op.system, op.ids, op.authorizer.now_for, charger=charger
     )
@@ -309,7 +308,7 @@ def test_concurrent_sessions_and_threshold_passes_bill_every_second_once(
     pay_as_you_watch(op, "payg-step", usage_threshold=[{"currency": "EUR", "minor": 30}])
     customer = op.customer(method="charge_wallet", top_up="10.00")
     sub = op.subscribe(customer.id, "payg-step")
-    charger = SessionCharger(op.database.uow, op.system, op.ids, 120, is_transient)
+    charger = SessionCharger(op.database.transact, op.system, op.ids, 120)
     errors: list[BaseException] = []
 
     def session(worker: int) -> None:

@@ -26,9 +26,9 @@ from iptv_billing.domain.entitlement import entitlement_of
 from iptv_billing.domain.errors import Conflict, InvalidInput, NotFound
 from iptv_billing.ledger.entries import RECORD_VERSION, moment
 from iptv_billing.services.context import Context
+from iptv_billing.services.lookup import get_subscription
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import CredentialRecord, LogDraft, SubscriptionRecord
-from iptv_billing.services.subscriptions import get_subscription
 
 ACCESS_CREDENTIAL = "access_credential"
 LINE, TOKEN, DEVICE = "line", "token", "device"

@@ -191,6 +191,17 @@ def apply_amount(invoice: InvoiceRecord, applied_minor: int, now: datetime) -> I
     return replace(invoice, amount_paid_minor=paid, status=status.value, paid_at=now)
 
 
+def apply_to_invoice(
+    uow: UnitOfWork, ctx: Context, invoice: InvoiceRecord, applied_minor: int
+) -> InvoiceRecord:
+    """Store ``invoice`` with ``applied_minor`` more paid; paying off the last overdue invoice
+    of a subscription reactivates it."""
+    paid = apply_amount(invoice, applied_minor, ctx.now())
+    uow.invoices.update(paid)
+    settle_subscription_if_clear(uow, ctx, paid)
+    return paid
+
+
 def collect_from_wallet_if_due(
     uow: UnitOfWork, ctx: Context, invoice: InvoiceRecord
 ) -> InvoiceRecord:
@@ -226,10 +237,7 @@ def settle_from_wallet(
     payment = new_payment(ctx, invoice.customer_id, invoice.id, "wallet", amount, "succeeded")
     payment = replace(payment, applied_minor=due)
     uow.payments.add(payment)
-    paid = apply_amount(invoice, due, ctx.now())
-    uow.invoices.update(paid)
-    settle_subscription_if_clear(uow, ctx, paid)
-    return paid, payment
+    return apply_to_invoice(uow, ctx, invoice, due), payment
 
 
 def settle_open_from_wallet(

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from iptv_billing.domain.catalog import BillingTerms
-from iptv_billing.domain.errors import InsufficientFunds, InvalidInput, NotFound
+from iptv_billing.domain.errors import InsufficientFunds, InvalidInput
 from iptv_billing.domain.money import Money
 from iptv_billing.domain.periods import Period
 from iptv_billing.domain.rating import Aggregation
@@ -32,7 +32,7 @@ from iptv_billing.domain.usage_rating import marginal_charge
 from iptv_billing.domain.wallet_holds import HoldStatus
 from iptv_billing.services import catalog, invoicing, usage_billing, usage_invoices, wallet_holds
 from iptv_billing.services.context import Context
-from iptv_billing.services.customers import get_customer
+from iptv_billing.services.lookup import get_subscription
 from iptv_billing.services.metrics import VIEWING_SECONDS
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import InvoiceRecord, SubscriptionRecord, WalletHoldRecord
@@ -65,7 +65,7 @@ def reserve(
     covers); refused with 402 ``wallet.insufficient_funds`` when it covers not even that."""
     if not MINUTE <= seconds <= 86_400:
         raise InvalidInput("usage.invalid_reservation", "reserve one minute to one day")
-    sub = usage_invoices.get_subscription(uow, ctx, subscription_id)
+    sub = get_subscription(uow, ctx, subscription_id)
     terms = catalog.load_terms(catalog.get_terms(uow, ctx, sub.terms_id))
     aggregation = _viewing_aggregation(terms)
     if aggregation is None or not _prepaid(uow, ctx, sub):
@@ -99,7 +99,7 @@ def settle(uow: UnitOfWork, ctx: Context, hold_id: str) -> InvoiceRecord | None:
     if hold.subscription_id is None or start is None:
         raise InvalidInput("wallet_hold.not_a_session_hold", "the hold is not a session's")
     # Locked first: a threshold pass or a renewal never bills the same usage alongside.
-    sub = usage_invoices.get_subscription(uow, ctx, hold.subscription_id, for_update=True)
+    sub = get_subscription(uow, ctx, hold.subscription_id, for_update=True)
     hold = wallet_holds.get_hold(uow, ctx, hold_id)
     if hold.status != HoldStatus.PENDING or ctx.now() >= hold.expires_at:
         return None  # a lapsed one is the sweeper's to release; the period invoice bills
@@ -159,11 +159,8 @@ def _viewing_aggregation(terms: BillingTerms) -> Aggregation | None:
 
 
 def _prepaid(uow: UnitOfWork, ctx: Context, sub: SubscriptionRecord) -> bool:
-    try:
-        customer = get_customer(uow, ctx, sub.customer_id)
-    except NotFound:
-        return False
-    return customer.collection_method == "charge_wallet"
+    customer = uow.customers.get(ctx.tenant_id, sub.customer_id)
+    return customer is not None and customer.collection_method == "charge_wallet"
 
 
 def _period_of(

@@ -184,9 +184,7 @@ def _apply(
     final = replace(payment, applied_minor=applied.minor, excess_minor=excess.minor)
     (uow.payments.update if stored else uow.payments.add)(final)
     if invoice is not None and applied.minor:
-        paid = invoicing.apply_amount(invoice, applied.minor, ctx.now())
-        uow.invoices.update(paid)
-        invoicing.settle_subscription_if_clear(uow, ctx, paid)
+        invoicing.apply_to_invoice(uow, ctx, invoice, applied.minor)
     if excess.minor:  # money in a prepaid wallet pays what its owner still owes
         invoicing.settle_open_from_wallet(uow, ctx, payment.customer_id, payment.currency)
     return final

@@ -6,10 +6,10 @@ everything done through its repositories commits together on ``commit()`` or not
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from iptv_billing.domain.entitlement import Window
 from iptv_billing.domain.journal import JournalEntry
@@ -674,3 +674,13 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
+
+
+_T = TypeVar("_T")
+
+
+class Transact(Protocol):
+    """``fn(uow)`` in one committed unit of work, rerun whole on a transient conflict (a
+    deadlock, a serialization failure, a busy SQLite): ``Database.transact``."""
+
+    def __call__(self, fn: Callable[[UnitOfWork], _T]) -> _T: ...

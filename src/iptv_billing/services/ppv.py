@@ -21,6 +21,7 @@ from iptv_billing.domain.ppv import PpvEvent, SubscriberDiscount
 from iptv_billing.services import sales
 from iptv_billing.services.catalog import load_terms
 from iptv_billing.services.context import Context
+from iptv_billing.services.lookup import get_subscription
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.ppv_records import (
     PAID,
@@ -31,7 +32,6 @@ from iptv_billing.services.ppv_records import (
     purchase_record,
 )
 from iptv_billing.services.records import LogDraft, Page, SubscriptionRecord
-from iptv_billing.services.subscriptions import get_subscription
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 from iptv_billing.domain import addons as addon_rules
 from iptv_billing.domain import subscription as lifecycle
 from iptv_billing.domain.catalog import BillingTerms
-from iptv_billing.domain.errors import Conflict, NotFound
+from iptv_billing.domain.errors import Conflict
 from iptv_billing.domain.proration import ProrationMode
 from iptv_billing.domain.subscription import LifecycleResult, SubscriptionState
 from iptv_billing.services import catalog, invoicing, log_records, usage_invoices
 from iptv_billing.services.context import Context
 from iptv_billing.services.customers import get_customer
+from iptv_billing.services.lookup import get_subscription
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import InvoiceRecord, SubscriptionRecord
 
@@ -191,12 +192,3 @@ def _invoice_lines(
         raise Conflict("invoice.duplicate_cycle", "this period is invoiced already")
     invoicing.credit_negative_totals(uow, ctx, [final])
     return invoicing.collect_from_wallet_if_due(uow, ctx, final)
-
-
-def get_subscription(
-    uow: UnitOfWork, ctx: Context, subscription_id: str, *, for_update: bool = False
-) -> SubscriptionRecord:
-    record = uow.subscriptions.get(ctx.tenant_id, subscription_id, for_update=for_update)
-    if record is None:
-        raise NotFound("subscription.not_found", f"no subscription {subscription_id}")
-    return record

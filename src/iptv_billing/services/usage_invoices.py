@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from iptv_billing.domain import billing
 from iptv_billing.domain.catalog import BillingTerms
-from iptv_billing.domain.errors import NotFound
 from iptv_billing.domain.invoice import InvoiceLine, invoice_totals
 from iptv_billing.domain.periods import Period
 from iptv_billing.domain.subscription import SubscriptionStatus
 from iptv_billing.domain.usage_rating import threshold_reached
 from iptv_billing.services import catalog, invoicing, usage_billing
 from iptv_billing.services.context import Context
+from iptv_billing.services.lookup import get_subscription
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import InvoiceRecord, SubscriptionRecord
 
@@ -149,16 +149,6 @@ def _threshold_terms(uow: UnitOfWork, ctx: Context) -> dict[str, BillingTerms]:
         if terms.usage_threshold:
             found[record.id] = terms
     return found
-
-
-def get_subscription(
-    uow: UnitOfWork, ctx: Context, subscription_id: str, *, for_update: bool = False
-) -> SubscriptionRecord:
-    # Not services.subscriptions': that module invoices usage through this one.
-    record = uow.subscriptions.get(ctx.tenant_id, subscription_id, for_update=for_update)
-    if record is None:
-        raise NotFound("subscription.not_found", f"no subscription {subscription_id}")
-    return record
 
 
 def _terms(uow: UnitOfWork, ctx: Context, terms_id: str) -> BillingTerms:

@@ -25,9 +25,9 @@ from iptv_billing.domain.money import Money
 from iptv_billing.domain.vod import DEFAULT_CATEGORY, RentalTerms, VodItem
 from iptv_billing.services import sales
 from iptv_billing.services.context import Context
+from iptv_billing.services.lookup import get_subscription
 from iptv_billing.services.ports import UnitOfWork
 from iptv_billing.services.records import LogDraft, Page
-from iptv_billing.services.subscriptions import get_subscription
 from iptv_billing.services.vod_records import (
     PAID,
     REFUNDED,

@@ -114,10 +114,7 @@ def pay_invoice_from_hold(
     _resolve(uow, ctx, hold, HoldStatus.POSTED, paid.minor, entry, invoice.id)
     payment = invoicing.new_payment(ctx, hold.customer_id, invoice.id, "wallet", paid, "succeeded")
     uow.payments.add(replace(payment, applied_minor=paid.minor, reference=hold.id))
-    settled = invoicing.apply_amount(invoice, paid.minor, ctx.now())
-    uow.invoices.update(settled)
-    invoicing.settle_subscription_if_clear(uow, ctx, settled)
-    return settled
+    return invoicing.apply_to_invoice(uow, ctx, invoice, paid.minor)
 
 
 def void_hold(uow: UnitOfWork, ctx: Context, hold_id: str) -> WalletHoldRecord:

@@ -15,7 +15,7 @@ from iptv_billing.api.routers._common import ResourceId
 from iptv_billing.api.routers._work import read, write
 from iptv_billing.api.schemas import ApiModel
 from iptv_billing.domain.errors import Unavailable
-from iptv_billing.services import credentials, subscriptions
+from iptv_billing.services import credentials, lookup
 from iptv_billing.services.credentials import Sealer
 from iptv_billing.services.records import CredentialRecord, Page
 
@@ -155,7 +155,7 @@ def reset_devices(
 )
 def list_credentials(subscription_id: ResourceId, caller: ReadAccess, services: Services) -> Any:
     def work(u: Any, c: Any) -> Page[CredentialRecord]:
-        subscriptions.get_subscription(u, c, subscription_id)
+        lookup.get_subscription(u, c, subscription_id)
         return Page(tuple(u.credentials.of_subscription(c.tenant_id, subscription_id)), False)
 
     return ListResponse.of(read(services, caller, work), CredentialOut.of)

@@ -16,7 +16,7 @@ from iptv_billing.api.routers._work import read, write
 from iptv_billing.api.routers.invoices import InvoiceOut
 from iptv_billing.api.schemas import ApiModel
 from iptv_billing.domain.proration import ProrationMode
-from iptv_billing.services import subscriptions
+from iptv_billing.services import lookup, subscriptions
 from iptv_billing.services.records import SubscriptionRecord
 from iptv_billing.services.subscriptions import SubscriptionChange
 
@@ -140,7 +140,7 @@ def list_subscriptions(
 @router.get("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 def get(subscription_id: ResourceId, caller: ReadAccess, services: Services) -> SubscriptionOut:
     return SubscriptionOut.of(
-        read(services, caller, lambda u, c: subscriptions.get_subscription(u, c, subscription_id))
+        read(services, caller, lambda u, c: lookup.get_subscription(u, c, subscription_id))
     )
 
 
