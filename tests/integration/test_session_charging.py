@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from stream_harness import StreamOperator
 
+from iptv_billing.domain.errors import Conflict
 from iptv_billing.domain.money import Money
 from iptv_billing.domain.rating import Aggregation
 from iptv_billing.ledger.entries import moment
@@ -364,3 +365,19 @@ def test_concurrent_sessions_and_threshold_passes_bill_every_second_once(
     assert pending == 0
     assert 1000 - balance == sum(paid for _, _, paid in charges) == 240
     books_and_log_hold(op)
+
+
+def test_a_session_hold_cannot_be_posted_by_hand_and_nothing_changes(
+    streaming: tuple[StreamOperator, UsageFeed],
+) -> None:
+    op, _ = streaming
+    customer, _, fields = prepaid_viewer(op, top_up="2.00")
+    assert play(op, fields).status_code == 200
+    (hold,) = holds(op, customer.id)
+    with pytest.raises(Conflict) as refused:
+        op.tx(lambda u, c: wallet_holds.post_hold(u, c, hold.id))
+    assert refused.value.code == "wallet_hold.session_hold"
+    assert [(h.status, h.posted_minor) for h in holds(op, customer.id)] == [("pending", 0)]
+    assert wallet(op, customer.id) == (200, 90)
+    op.tx(lambda u, c: wallet_holds.void_hold(u, c, hold.id))  # releasing it is allowed
+    assert wallet(op, customer.id) == (200, 0)
